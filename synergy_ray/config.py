@@ -1,0 +1,455 @@
+"""The whole run configuration as one validated pydantic tree.
+
+Read from YAML, patched by dotted command-line overrides (`rl.kl_coef=0.005`), validated before Ray or any
+heavy library is imported, and dumped resolved next to the run's outputs. Every section forbids unknown keys
+and is frozen: a config is never repaired in place, a new one is validated instead.
+
+This file is long because it is the one place every knob lives; each section is a small class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PAPER_PROMPT_SUFFIX = (
+    "Please reason step by step within <think> </think> tags, and put your final answer within \\boxed{}."
+)
+REASONING_WORDS = ("wait", "check", "alternatively", "verify", "however")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names every offending field by its dotted path."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- model
+
+
+class TinyVLMConfig(Section):
+    """Shape of the randomly initialised Idefics3 the embedded demo builds for itself."""
+
+    text_hidden: int = Field(128, gt=0)
+    text_layers: int = Field(2, gt=0)
+    text_heads: int = Field(2, gt=0)
+    text_intermediate: int = Field(256, gt=0)
+    vision_hidden: int = Field(64, gt=0)
+    vision_layers: int = Field(2, gt=0)
+    vision_heads: int = Field(2, gt=0)
+    vision_intermediate: int = Field(128, gt=0)
+    image_size: int = Field(32, gt=0)
+    patch_size: int = Field(8, gt=0)
+    scale_factor: int = Field(2, gt=0)
+    max_position_embeddings: int = Field(2048, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> TinyVLMConfig:
+        if self.text_hidden % self.text_heads:
+            raise ValueError("text_heads: text_hidden must be divisible by text_heads")
+        if self.text_hidden // self.text_heads < 32:
+            # vLLM's CPU attention rejects small heads (head_dim 16 measured); 64 is known to work.
+            raise ValueError("text_heads: text_hidden / text_heads (head_dim) must be at least 32 for vLLM's CPU attention")
+        if self.vision_hidden % self.vision_heads:
+            raise ValueError("vision_heads: vision_hidden must be divisible by vision_heads")
+        if self.image_size % (self.patch_size * self.scale_factor):
+            raise ValueError("image_size: must be a multiple of patch_size * scale_factor")
+        return self
+
+    @property
+    def image_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
+
+
+class LoraConfig(Section):
+    rank: int = Field(16, gt=0)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class ModelConfig(Section):
+    path: str = "runs/tiny_vlm"  # HF checkpoint directory or hub name
+    build_tiny: TinyVLMConfig | None = None  # when set, `path` is built locally if absent
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    freeze_vision: bool = True  # the paper freezes the vision encoder and connector
+    lora: LoraConfig | None = None
+
+
+# ---------------------------------------------------------------- data
+
+
+class DataConfig(Section):
+    source: str = "synthetic"  # "synthetic", a local jsonl/parquet/dataset dir/image folder, or a hub name
+    column_map: dict[str, str] = {}  # our column -> the user's column
+    image_root: str | None = None
+    num_per_level: int = Field(200, gt=0)  # synthetic: training items per design level
+    eval_per_level: int = Field(40, gt=0)  # synthetic: held-out items per design level
+    seed: int = 0
+    image_size: int = Field(32, gt=0)
+    prompt_suffix: str = PAPER_PROMPT_SUFFIX
+    max_prompt_tokens: int = Field(1024, gt=0)  # longer prompts (after image expansion) are dropped, counted
+
+
+# ---------------------------------------------------------------- rollouts and rewards
+
+
+class RolloutConfig(Section):
+    group_size: int = Field(8, ge=2)  # completions per prompt; GRPO needs at least two to compare
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(-1, ge=-1)  # -1 = off
+    max_tokens: int = Field(4096, gt=0)
+    num_generators: int = Field(1, ge=1)
+    min_generators: int = Field(1, ge=1)
+    max_generators: int = Field(1, ge=1)
+    truncated: Literal["keep", "zero_reward", "drop"] = "keep"  # completions cut at max_tokens
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_num_seqs: int = Field(256, gt=0)
+    cpu_kvcache_space_gib: float = Field(1.0, gt=0)  # vLLM-CPU KV cache, set as VLLM_CPU_KVCACHE_SPACE
+    max_model_len: int | None = Field(None, gt=0)
+    enforce_eager: bool = True
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> RolloutConfig:
+        if not self.min_generators <= self.num_generators <= self.max_generators:
+            raise ValueError("num_generators: need min_generators <= num_generators <= max_generators")
+        return self
+
+
+class RewardConfig(Section):
+    accuracy_weight: float = Field(0.9, ge=0)
+    format_weight: float = Field(0.1, ge=0)
+    timeout_s: float = Field(5.0, gt=0)  # per completion; a hung checker scores 0
+    num_workers: int = Field(1, ge=1)
+
+
+# ---------------------------------------------------------------- training
+
+
+class LearnerConfig(Section):
+    lr: float = Field(1e-6, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = Field(1.0, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    num_workers: int = Field(1, ge=1)
+    micro_batch_size: int = Field(8, gt=0)
+    gradient_checkpointing: bool = False
+
+
+class SFTConfig(Section):
+    target: Literal["long_cot", "short_solution"] = "long_cot"
+    lr: float = Field(1e-5, gt=0)
+    epochs: int = Field(5, gt=0)
+    batch_size: int = Field(32, gt=0)
+    micro_batch_size: int = Field(4, gt=0)
+    max_seq_len: int = Field(4096, gt=0)
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    num_workers: int = Field(1, ge=1)
+    max_failures: int = Field(1, ge=0)  # Ray Train FailureConfig retries
+    checkpoint_every_steps: int = Field(0, ge=0)  # 0 = once per epoch
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> SFTConfig:
+        if self.batch_size % (self.micro_batch_size * self.num_workers):
+            raise ValueError("batch_size: must be a multiple of micro_batch_size * num_workers")
+        return self
+
+
+class RLConfig(Section):
+    steps: int = Field(100, gt=0)
+    prompt_batch: int = Field(128, gt=0)
+    mini_batch: int = Field(64, gt=0)  # prompts per optimiser update
+    kl_coef: float = Field(0.005, ge=0)
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    clip_low: float = Field(0.2, ge=0, lt=1)
+    clip_high: float = Field(0.2, ge=0)
+    advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
+    aggregation: Literal["token_mean", "seq_mean"] = "token_mean"
+    tis_cap: float | None = Field(None, gt=0)  # truncated importance-sampling vs the sampler's log-probs
+    async_mode: bool = False
+    max_staleness: int = Field(1, ge=0)
+    checkpoint_every: int = Field(0, ge=0)  # steps; 0 = only at the end
+
+    @model_validator(mode="after")
+    def _mini_batch_divides(self) -> RLConfig:
+        if self.prompt_batch % self.mini_batch:
+            raise ValueError(f"mini_batch: prompt_batch ({self.prompt_batch}) must be a multiple of mini_batch ({self.mini_batch})")
+        return self
+
+
+# ---------------------------------------------------------------- strategies
+
+
+class SFTStrategy(Section):
+    name: Literal["sft"] = "sft"
+
+
+class RLStrategy(Section):
+    name: Literal["rl"] = "rl"
+
+
+class TwoStageStrategy(Section):
+    name: Literal["two_stage"] = "two_stage"
+    rl_max_tokens: int = Field(16384, gt=0)  # the paper lengthens generation after SFT
+
+
+class InterleavedStrategy(Section):
+    name: Literal["interleaved"] = "interleaved"
+    sft_weight: float = Field(1.0, gt=0)  # not stated in the paper
+
+
+class ProgressiveStrategy(Section):
+    name: Literal["progressive"] = "progressive"
+    prefix_weight: float = Field(0.2, ge=0)
+    schedule: Literal["linear", "cosine", "step"] = "linear"
+    schedule_steps: int = Field(100, gt=0)  # prefix reaches zero length at this RL step
+    num_stages: int = Field(4, gt=0)  # for the step schedule
+
+
+class DataMixStrategy(Section):
+    name: Literal["data_mix"] = "data_mix"
+    samples_per_question: int = Field(8, gt=0)
+    epochs: int = Field(2, gt=0)
+
+
+class MergeStrategy(Section):
+    name: Literal["merge"] = "merge"
+    method: Literal["linear", "ties", "slerp"] = "linear"
+    sft_weight: float = Field(0.25, ge=0, le=1)
+    sweep: list[float] | None = None  # e.g. [0, .25, .5, .75, 1]: merge and evaluate each
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_in_unit_interval(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and not all(0 <= w <= 1 for w in v):
+            raise ValueError("every sweep weight must lie in [0, 1]")
+        return v
+
+
+class AdaptiveStrategy(Section):
+    name: Literal["adaptive"] = "adaptive"
+    hint_below: float = Field(0.125, ge=0, le=1)  # pass rate under which a question gets an expert hint
+    hint_weight: float = Field(0.2, ge=0)  # SFT weight on hint tokens
+    length_penalty: float = Field(0.0, ge=0)  # on questions solved at >= easy_above
+    easy_above: float = Field(0.75, ge=0, le=1)
+
+
+STRATEGY_NAMES = ("sft", "rl", "two_stage", "interleaved", "progressive", "data_mix", "merge", "adaptive")
+
+Strategy = Annotated[
+    Union[
+        SFTStrategy, RLStrategy, TwoStageStrategy, InterleavedStrategy,
+        ProgressiveStrategy, DataMixStrategy, MergeStrategy, AdaptiveStrategy,
+    ],
+    Field(discriminator="name"),
+]
+
+
+class CurriculumConfig(Section):
+    focus: float = Field(2.0, ge=0)  # 0 = uniform sampling; higher = more weight on low pass rates
+    floor: float = Field(0.1, gt=0, le=1)  # every question keeps at least this share of uniform weight
+
+
+# ---------------------------------------------------------------- evaluation, serving, cluster
+
+
+class EvalConfig(Section):
+    k: int = Field(16, ge=1)  # samples per question; the paper's levels come from pass@16
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(20, ge=-1)
+    max_tokens: int = Field(4096, gt=0)
+    reasoning_words: list[str] = list(REASONING_WORDS)
+
+
+class ServeConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    num_replicas: int = Field(1, ge=1)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    api_key_env: str | None = None  # name of the environment variable holding the bearer key
+    allowed_image_dirs: list[str] = []
+    max_image_bytes: int = Field(8 * 1024 * 1024, gt=0)
+
+
+class ClusterConfig(Section):
+    address: str | None = None  # None: a local embedded Ray (RAY_ADDRESS still wins when set)
+    layout: Literal["colocated", "disaggregated"] = "disaggregated"
+    gpus_per_learner: float = Field(0.0, ge=0)
+    gpus_per_generator: float = Field(0.0, ge=0)
+    num_cpus: int | None = Field(None, gt=0)  # cap for a local Ray
+
+
+class RunConfig(Section):
+    name: str = "run"
+    output_dir: str = "runs"
+    seed: int = 0
+
+
+class SynergyConfig(Section):
+    run: RunConfig = RunConfig()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    reward: RewardConfig = RewardConfig()
+    learner: LearnerConfig = LearnerConfig()
+    sft: SFTConfig = SFTConfig()
+    rl: RLConfig = RLConfig()
+    strategy: Strategy = RLStrategy()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    eval: EvalConfig = EvalConfig()
+    serve: ServeConfig = ServeConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy_by_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v  # `strategy: rl` is shorthand
+
+    @model_validator(mode="after")
+    def _combinations(self) -> SynergyConfig:
+        s = self.strategy
+        if isinstance(s, ProgressiveStrategy) and s.schedule_steps > self.rl.steps:
+            raise ValueError(
+                f"strategy.schedule_steps: the schedule ({s.schedule_steps} steps) ends after the run's last step "
+                f"rl.steps ({self.rl.steps}): the prefix would never shrink to nothing"
+            )
+        if self.rl.prompt_batch < self.rollout.num_generators:
+            raise ValueError("rl.prompt_batch: must be at least rollout.num_generators")
+        if self.model.lora is not None and self.learner.zero_stage == 3:
+            raise ValueError("model.lora: LoRA with learner.zero_stage 3 is not supported; use stage 2")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.output_dir) / self.run.name
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if isinstance(child, str) and key == "strategy":
+            child = {"name": child}  # allow `strategy.sft_weight=...` on top of `strategy: interleaved`
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: cannot set a field inside {'.'.join(keys[:-1])}, which is not a section")
+        node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` strings; values are parsed as YAML scalars or lists (`[1, 2]`)."""
+    tree = dict(tree)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(tree, key.strip(), value)
+    return tree
+
+
+def _error_path(loc: tuple) -> list[str]:
+    # pydantic puts the strategy's tag into the path (strategy.progressive.x); a user wrote strategy.x.
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] == "strategy" and parts[1] in STRATEGY_NAMES:
+        del parts[1]
+    return parts
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path, msg = _error_path(e["loc"]), e["msg"]
+        if e["type"] == "value_error":
+            # Our cross-field checks say "field: why"; join the field onto the section's path.
+            msg = msg.removeprefix("Value error, ")
+            field, sep, why = msg.partition(": ")
+            if sep and field.replace("_", "").replace(".", "").isalnum():
+                path, msg = path + [field], why
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"{'.'.join(path) or '<root>'}: {msg}{got}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def validate_tree(tree: dict) -> SynergyConfig:
+    try:
+        return SynergyConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_tree(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read one YAML file; `inherit: other.yaml` (relative to this file) deep-merges this file over it."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(f"config file {path}: inherit cycle through {' -> '.join(map(str, _seen))}")
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config file {path}: {err.strerror}") from None
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path}: not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+    parent = tree.pop("inherit", None)
+    if parent is None:
+        return tree
+    if not isinstance(parent, str):
+        raise ConfigError(f"config file {path}: inherit must be a file name")
+    return _deep_merge(read_tree(path.parent / parent, (*_seen, path.resolve())), tree)
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> SynergyConfig:
+    """Read YAML (or start from defaults when path is None), apply overrides, validate."""
+    tree = read_tree(path) if path is not None else {}
+    return validate_tree(apply_overrides(tree, list(overrides)))
+
+
+def dump_config(cfg: SynergyConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def write_resolved(cfg: SynergyConfig, run_dir: str | os.PathLike | None = None) -> Path:
+    """Write the fully resolved config beside the run's outputs; returns its path."""
+    out = Path(run_dir) if run_dir is not None else cfg.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.resolved.yaml"
+    path.write_text(dump_config(cfg))
+    return path

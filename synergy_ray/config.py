@@ -156,7 +156,10 @@ class SFTConfig(Section):
     max_seq_len: int = Field(4096, gt=0)
     zero_stage: Literal[0, 1, 2, 3] = 2
     num_workers: int = Field(1, ge=1)
+    cpus_per_worker: int = Field(1, ge=1)
+    gpus_per_worker: float = Field(0.0, ge=0)
     max_failures: int = Field(1, ge=0)  # Ray Train FailureConfig retries
+    seed: int = 0
     checkpoint_every_steps: int = Field(0, ge=0)  # 0 = once per epoch
 
     @model_validator(mode="after")

@@ -34,7 +34,8 @@ def ensure_model(cfg: SynergyConfig) -> str:
         from synergy_ray.model.tiny_vlm import build_tiny_vlm
 
         build_tiny_vlm(cfg.model.build_tiny, path)
-    return cfg.model.path
+    # Ray workers run in their own working directories: hand them absolute paths for local checkpoints.
+    return str(path.resolve()) if path.exists() else cfg.model.path
 
 
 def count_model_parameters(model_path: str, trust_remote_code: bool = False) -> int:
@@ -82,7 +83,7 @@ def _steps_counts(path: Path) -> dict[int, int]:
 
 def prepare(cfg: SynergyConfig) -> PreparedRun:
     start = time.perf_counter()
-    run_dir = cfg.run_dir
+    run_dir = cfg.run_dir.resolve()
     write_resolved(cfg, run_dir)
     model_path = ensure_model(cfg)
     train_path, eval_path, skipped = ensure_data(cfg, run_dir)

@@ -1,0 +1,269 @@
+"""Long-CoT (or short-answer) SFT as a Ray Train `TorchTrainer` job with DeepSpeed inside each worker.
+
+Each worker loads the model with `from_pretrained`, freezes the vision side (the paper's setting), optionally
+adds LoRA, and trains with the token-weighted NLL from `core.sft_loss` on assistant tokens only. Checkpoints
+are DeepSpeed checkpoints reported through `ray.train.report`; a restarted attempt (FailureConfig) resumes from
+the latest one at the exact micro-batch it reached. The final model is exported as a plain Hugging Face
+directory (LoRA merged) that vLLM loads.
+
+Simplified: constant learning rate after a linear warm-up; sequences longer than `max_seq_len` are dropped
+(and counted), never truncated; token-mean loss within each micro-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synergy_ray.config import SynergyConfig
+
+
+@dataclass(frozen=True)
+class SFTJobSpec:
+    """Everything a worker needs, as plain values (it crosses into Ray workers)."""
+
+    model_path: str
+    data_path: str
+    export_dir: str
+    target: str = "long_cot"  # dataset column holding the assistant response
+    prompt_suffix: str = ""
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    freeze_vision: bool = True
+    lora: dict[str, Any] | None = None
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    epochs: int = 1
+    batch_size: int = 8
+    micro_batch_size: int = 4
+    max_seq_len: int = 1024
+    zero_stage: int = 2
+    checkpoint_every_steps: int = 0  # 0 = once per epoch
+    seed: int = 0
+    metrics_path: str | None = None
+    crash_at_step: int | None = None  # failure injection for tests: crash once, at this step, on rank 0
+    log_every: int = 10
+
+
+@dataclass
+class SFTResult:
+    export_dir: str
+    history: list[dict] = field(default_factory=list)  # one row per optimiser step
+    dropped_too_long: int = 0
+    checkpoint_path: str | None = None
+    attempts: int = 1
+
+
+def spec_from_config(cfg: SynergyConfig, model_path: str, data_path: str, export_dir: str, **changes) -> SFTJobSpec:
+    s, lora = cfg.sft, cfg.model.lora
+    spec = SFTJobSpec(
+        model_path=model_path, data_path=data_path, export_dir=export_dir, target=s.target,
+        prompt_suffix=cfg.data.prompt_suffix, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
+        freeze_vision=cfg.model.freeze_vision, lora=lora.model_dump() if lora else None, lr=s.lr,
+        weight_decay=cfg.learner.weight_decay, betas=cfg.learner.betas, grad_clip=cfg.learner.grad_clip,
+        warmup_steps=cfg.learner.warmup_steps, epochs=s.epochs, batch_size=s.batch_size,
+        micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len, zero_stage=s.zero_stage,
+        checkpoint_every_steps=s.checkpoint_every_steps, seed=s.seed,
+    )
+    return SFTJobSpec(**{**asdict(spec), **changes})
+
+
+def deepspeed_config(spec: SFTJobSpec, world_size: int) -> dict:
+    accumulation = spec.batch_size // (spec.micro_batch_size * world_size)
+    return {
+        "train_micro_batch_size_per_gpu": spec.micro_batch_size,
+        "gradient_accumulation_steps": max(1, accumulation),
+        "gradient_clipping": spec.grad_clip,
+        "zero_optimization": {"stage": spec.zero_stage},
+        "bf16": {"enabled": spec.dtype == "bfloat16"},
+        "fp16": {"enabled": spec.dtype == "float16"},
+        "steps_per_print": 10**9,
+        "zero_allow_untested_optimizer": True,  # a plain torch AdamW: DeepSpeed's fused Adam needs CUDA
+    }
+
+
+# ---------------------------------------------------------------- inside each Ray Train worker
+
+
+def _encode_all(spec: SFTJobSpec, processor):
+    """Every rank encodes the whole set (cheap here) so all ranks agree on indices and the dropped count."""
+    import datasets
+
+    from synergy_ray.model.prompting import encode_example
+
+    ds = datasets.load_from_disk(spec.data_path)
+    examples, dropped = [], 0
+    for row in ds:
+        ex = encode_example(processor, row["question"], spec.prompt_suffix, row["image"], row[spec.target],
+                            spec.max_seq_len)
+        if ex is None:
+            dropped += 1
+        else:
+            examples.append(ex)
+    return examples, dropped
+
+
+def _micro_batches(n_examples: int, spec: SFTJobSpec, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's micro-batches of example indices for one epoch; every rank sees the same permutation."""
+    import numpy as np
+
+    order = np.random.default_rng(spec.seed + epoch).permutation(n_examples)
+    per_step = spec.batch_size
+    steps = n_examples // per_step
+    batches = []
+    for s in range(steps):
+        mine = order[s * per_step:(s + 1) * per_step][rank::world]
+        batches += [list(mine[i:i + spec.micro_batch_size]) for i in range(0, len(mine), spec.micro_batch_size)]
+    return batches
+
+
+def _sft_loss(engine, batch):
+    from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
+    from synergy_ray.core.sft_loss import weighted_nll
+    from synergy_ray.model.prompting import IGNORE
+
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_weights")}
+    logits = engine(**inputs).logits
+    logits, targets, _ = shift_for_next_token(logits, batch["input_ids"])
+    labels, weights = batch["labels"][:, 1:], batch["loss_weights"][:, 1:]
+    logp = gather_token_logprobs(logits, targets)
+    return weighted_nll(logp, weights, (labels != IGNORE).long(), "token_mean")
+
+
+def _save_checkpoint(engine, state: dict, metrics: dict) -> None:
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine.save_checkpoint(tmp, tag="sft", client_state=state)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def _export(engine, spec: SFTJobSpec, processor, rank: int) -> None:
+    import deepspeed
+
+    model = engine.module
+    params = list(model.parameters()) if spec.zero_stage == 3 else []
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=bool(params)):
+        if rank == 0:
+            out = model.merge_and_unload() if spec.lora else model
+            out.save_pretrained(spec.export_dir)
+            processor.save_pretrained(spec.export_dir)
+
+
+def train_loop_per_worker(spec_dict: dict) -> dict:
+    import deepspeed
+    import ray.train
+    import torch
+    from transformers import AutoProcessor
+
+    from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
+    from synergy_ray.model.prompting import collate
+
+    spec = SFTJobSpec(**spec_dict)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(spec.seed)
+    processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
+    model = load_policy(spec.model_path, spec.dtype, spec.trust_remote_code)
+    if spec.freeze_vision:
+        freeze_vision(model)
+    if spec.lora:
+        model = apply_lora(model, **spec.lora)
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=spec.lr, betas=spec.betas,
+                                  weight_decay=spec.weight_decay)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=deepspeed_config(spec, world))
+    examples, dropped = _encode_all(spec, processor)
+
+    state = {"epoch": 0, "micro": 0, "step": 0, "history": []}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            _, state = engine.load_checkpoint(d, tag="sft")
+    accumulation = engine.gradient_accumulation_steps()
+    pad = processor.tokenizer.pad_token_id
+    for epoch in range(state["epoch"], spec.epochs):
+        batches = _micro_batches(len(examples), spec, epoch, rank, world)
+        window = []
+        for micro in range(state["micro"], len(batches)):
+            for group in engine.optimizer.param_groups:  # linear warm-up, then constant
+                group["lr"] = spec.lr * min(1.0, (state["step"] + 1) / max(1, spec.warmup_steps))
+            loss = _sft_loss(engine, collate([examples[i] for i in batches[micro]], pad))
+            engine.backward(loss)
+            engine.step()
+            window.append(float(loss))
+            if (micro + 1) % accumulation:
+                continue
+            state["step"] += 1
+            row = {"step": state["step"], "epoch": epoch, "loss": sum(window) / len(window)}
+            window = []
+            state["history"].append(row)
+            if rank == 0:
+                _log(spec, row)
+            if spec.crash_at_step == state["step"] and rank == 0 and _first_crash(spec):
+                raise RuntimeError(f"injected failure at step {state['step']} (test hook crash_at_step)")
+            if spec.checkpoint_every_steps and state["step"] % spec.checkpoint_every_steps == 0:
+                _save_checkpoint(engine, {**state, "epoch": epoch, "micro": micro + 1}, row)
+        state["micro"] = 0
+        _save_checkpoint(engine, {**state, "epoch": epoch + 1, "micro": 0}, {"epoch": epoch + 1, **_last(state)})
+    _export(engine, spec, processor, rank)
+    return {"history": state["history"], "dropped_too_long": dropped}
+
+
+def _last(state: dict) -> dict:
+    return {"loss": state["history"][-1]["loss"]} if state["history"] else {}
+
+
+def _first_crash(spec: SFTJobSpec) -> bool:
+    marker = Path(spec.export_dir).parent / f".{Path(spec.export_dir).name}.crashed"
+    if marker.exists():
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return True
+
+
+def _log(spec: SFTJobSpec, row: dict) -> None:
+    if spec.metrics_path:
+        with open(spec.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    if row["step"] == 1 or row["step"] % spec.log_every == 0:
+        print(f"[sft] epoch {row['epoch'] + 1}/{spec.epochs} step {row['step']} loss {row['loss']:.4f}", flush=True)
+
+
+# ---------------------------------------------------------------- the driver side
+
+
+def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gpus_per_worker: float = 0.0,
+            max_failures: int = 1, storage_dir: str | None = None, name: str = "sft") -> SFTResult:
+    """Run the job on the connected Ray cluster and wait for it; raises if every attempt failed."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    storage = os.path.abspath(storage_dir or Path(spec.export_dir).parent / "ray_train")
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    trainer = TorchTrainer(
+        train_loop_per_worker=train_loop_per_worker,
+        train_loop_config=asdict(spec),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=gpus_per_worker > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=name, storage_path=storage,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"SFT job failed: {result.error}") from result.error
+    out = result.return_value or {}
+    return SFTResult(
+        export_dir=spec.export_dir, history=out.get("history", []), dropped_too_long=out.get("dropped_too_long", 0),
+        checkpoint_path=result.checkpoint.path if result.checkpoint else None,
+    )

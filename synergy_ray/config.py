@@ -114,7 +114,7 @@ class RolloutConfig(Section):
     truncated: Literal["keep", "zero_reward", "drop"] = "keep"  # completions cut at max_tokens
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_num_seqs: int = Field(256, gt=0)
-    cpu_kvcache_space_gib: float = Field(1.0, gt=0)  # vLLM-CPU KV cache, set as VLLM_CPU_KVCACHE_SPACE
+    cpu_kvcache_space_gib: int = Field(1, ge=1)  # vLLM-CPU KV cache (GiB), set as VLLM_CPU_KVCACHE_SPACE
     max_model_len: int | None = Field(None, gt=0)
     enforce_eager: bool = True
 

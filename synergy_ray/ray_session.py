@@ -15,7 +15,7 @@ def connect(cfg: SynergyConfig) -> None:
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
     # Workers import synergy_ray from the working directory's checkout when it is not installed there.
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE":
-                                str(int(cfg.rollout.cpu_kvcache_space_gib))}}
+                                str(cfg.rollout.cpu_kvcache_space_gib)}}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
     else:

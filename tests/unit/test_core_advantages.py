@@ -47,3 +47,9 @@ def test_bad_inputs_have_clear_errors():
         compute_advantages(torch.ones(4), 2, "ppo")
     with pytest.raises(ValueError, match="group_size >= 2"):
         rloo_advantages(torch.ones(4), 1)
+
+
+def test_compute_advantages_grpo_scales_by_group_std():
+    # rewards [1, 0, 1, 1]: mean .75, unbiased std .5 -> (r - .75) / .5
+    adv = compute_advantages(torch.tensor([1.0, 0.0, 1.0, 1.0]), 4, "grpo")
+    assert torch.allclose(adv, torch.tensor([0.5, -1.5, 0.5, 0.5]), atol=1e-5)

@@ -1,0 +1,33 @@
+"""Building a vLLM engine from the config: one function, used by generators, the evaluator and Serve.
+
+The CPU/GPU difference is only in which vLLM package is installed and in the memory knobs the config sets
+(`gpu_memory_utilization` on GPUs, `cpu_kvcache_space_gib` on CPUs via VLLM_CPU_KVCACHE_SPACE).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from synergy_ray.config import RolloutConfig
+
+
+def engine_kwargs(model_path: str, rollout: RolloutConfig, dtype: str = "float32", seed: int = 0,
+                  trust_remote_code: bool = False) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(
+        model=model_path, dtype=dtype, seed=seed, trust_remote_code=trust_remote_code,
+        enforce_eager=rollout.enforce_eager, max_num_seqs=rollout.max_num_seqs,
+        gpu_memory_utilization=rollout.gpu_memory_utilization, limit_mm_per_prompt={"image": 1},
+    )
+    if rollout.max_model_len is not None:
+        kwargs["max_model_len"] = rollout.max_model_len
+    return kwargs
+
+
+def build_llm(model_path: str, rollout: RolloutConfig, dtype: str = "float32", seed: int = 0,
+              trust_remote_code: bool = False, **extra: Any):
+    """A `vllm.LLM` for `model_path`. Call under an `if __name__ == "__main__":` guard or inside an actor."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout.cpu_kvcache_space_gib))
+    from vllm import LLM
+
+    return LLM(**engine_kwargs(model_path, rollout, dtype, seed, trust_remote_code), **extra)

@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(sub.add_parser("prepare", help="build the tiny model (if configured) and the data set"))
     _add_config_args(sub.add_parser("train", help="run the config's strategy"))
     _add_config_args(sub.add_parser("demo", help="the embedded CPU demo, end to end"), optional=True)
+    _add_config_args(sub.add_parser("sft", help="SFT from model.path as a Ray Train job (the sft section)"))
+    ev = sub.add_parser("eval", help="offline evaluation by level of a checkpoint on the run's held-out set")
+    _add_config_args(ev)
+    ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
+    ev.add_argument("--name", default=None, help="report name (default: the checkpoint's directory name)")
+    ev.add_argument("--k", type=int, default=None, help="samples per question (default eval.k)")
     return parser
 
 
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return pipeline.run_demo(cfg)
     if args.command == "train":
         return pipeline.train(cfg)
+    if args.command == "sft":
+        return pipeline.sft_only(cfg)
+    if args.command == "eval":
+        return pipeline.eval_only(cfg, args.model, args.name, args.k)
     raise AssertionError(args.command)
 
 

@@ -75,6 +75,19 @@ class LoraConfig(Section):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+class BaseWarmupConfig(Section):
+    """SFT on short answers that turns the randomly initialised tiny VLM into the demo's "base" model.
+
+    The analogue of an Instruct checkpoint: it answers in the target format and its pass rates spread over the
+    five levels, which is what makes measuring SFT and RL per level meaningful.
+    """
+
+    lr: float = Field(2e-3, gt=0)
+    epochs: int = Field(12, gt=0)
+    batch_size: int = Field(64, gt=0)
+    micro_batch_size: int = Field(64, gt=0)
+
+
 class ModelConfig(Section):
     path: str = "runs/tiny_vlm"  # HF checkpoint directory or hub name
     build_tiny: TinyVLMConfig | None = None  # when set, `path` is built locally if absent
@@ -82,6 +95,7 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     freeze_vision: bool = True  # the paper freezes the vision encoder and connector
     lora: LoraConfig | None = None
+    make_base: BaseWarmupConfig | None = None  # when set, the run first warms `path` up into a base model
 
 
 # ---------------------------------------------------------------- data
@@ -292,6 +306,8 @@ class ClusterConfig(Section):
     layout: Literal["colocated", "disaggregated"] = "disaggregated"
     gpus_per_learner: float = Field(0.0, ge=0)
     gpus_per_generator: float = Field(0.0, ge=0)
+    cpus_per_learner: float = Field(1.0, ge=0)
+    cpus_per_generator: float = Field(1.0, ge=0)
     num_cpus: int | None = Field(None, gt=0)  # cap for a local Ray
 
 

@@ -107,20 +107,92 @@ def print_summary(p: PreparedRun) -> None:
     print(f"prepared in  {p.seconds:.1f} s")
 
 
+class StageClock:
+    """Prints one header line per stage and its wall time, so a long run shows where it is."""
+
+    def __init__(self, total: int):
+        self.total, self.index, self.start = total, 0, time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self._t = self.start
+
+    def next(self, title: str) -> None:
+        self._close()
+        self.index += 1
+        self.title, self._t = title, time.perf_counter()
+        print(f"\n== [{self.index}/{self.total}] {title}", flush=True)
+
+    def _close(self) -> None:
+        if self.index:
+            self.timings[self.title] = time.perf_counter() - self._t
+            print(f"   done in {self.timings[self.title]:.0f} s", flush=True)
+
+    def finish(self) -> float:
+        self._close()
+        return time.perf_counter() - self.start
+
+
+def sft_study(cfg: SynergyConfig) -> list:
+    """Base warm-up, level assignment, long-CoT SFT, and both models evaluated on the same level buckets."""
+    from synergy_ray import stages
+    from synergy_ray.evaluator import format_table
+    from synergy_ray.ray_session import connect
+
+    clock = StageClock(total=5)
+    clock.next("prepare: model and data")
+    prepared = prepare(cfg)
+    print_summary(prepared)
+    connect(cfg)
+    clock.next("base model: SFT on short answers (Ray Train + DeepSpeed)")
+    base = stages.make_base(cfg, prepared)
+    clock.next(f"evaluate base, k={cfg.eval.k}, and store L1-L5 levels from its pass rates")
+    base_report = stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))
+    clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
+    sft = stages.long_cot_sft(cfg, prepared, base)
+    clock.next("evaluate the SFT model on the same levels")
+    reports = [base_report, stages.evaluate_model(cfg, prepared, sft, "sft")]
+    total = clock.finish()
+    print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % base_report.k)
+    print(format_table(reports, "level"))
+    print("\nBy design difficulty (reasoning steps):")
+    print(format_table(reports, "steps"))
+    print(f"\nreports in {prepared.run_dir / 'eval'}; total {total / 60:.1f} min")
+    return reports
+
+
 def run_demo(cfg: SynergyConfig) -> int:
-    """The embedded demo. Today: build the tiny VLM and the data set and summarise them."""
-    print_summary(prepare(cfg))
+    """The embedded demo; today it is the SFT study (the RL phase joins it with the GRPO loop)."""
+    sft_study(cfg)
     return 0
 
 
 def train(cfg: SynergyConfig) -> int:
+    """Run the config's strategy. Available today: `sft`."""
     import sys
 
+    if cfg.strategy.name != "sft":
+        print(f"synergy-ray: strategy '{cfg.strategy.name}' has no training loop in this version yet "
+              "(available: sft)", file=sys.stderr)
+        return 3
+    sft_study(cfg)
+    return 0
+
+
+def sft_only(cfg: SynergyConfig) -> int:
+    from synergy_ray import stages
+    from synergy_ray.ray_session import connect
+
     prepared = prepare(cfg)
-    print_summary(prepared)
-    print(
-        f"synergy-ray: strategy '{cfg.strategy.name}' has no training loop in this version yet; "
-        "the model and data above are ready for it",
-        file=sys.stderr,
-    )
-    return 3
+    connect(cfg)
+    out = stages.long_cot_sft(cfg, prepared, Path(prepared.model_path))
+    print(f"SFT model exported to {out}")
+    return 0
+
+
+def eval_only(cfg: SynergyConfig, model: str, name: str | None, k: int | None) -> int:
+    from synergy_ray.evaluator import evaluate, format_table
+
+    prepared = prepare(cfg)
+    name = name or Path(model).name
+    report = evaluate(model, prepared.eval_path, cfg, name=name, k=k, out_json=prepared.run_dir / "eval" / f"{name}.json")
+    print(format_table([report], "level" if report.per_level_by_level else "steps"))
+    return 0

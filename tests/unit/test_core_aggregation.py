@@ -47,3 +47,16 @@ def test_bad_mode_and_shape_are_rejected():
         aggregate_tokens(torch.ones(1, 2), torch.ones(1, 2), "sum")
     with pytest.raises(ValueError, match="same shape"):
         aggregate_tokens(torch.ones(1, 2), torch.ones(1, 3))
+
+
+def test_sharded_contributions_add_up_to_the_unsplit_aggregate():
+    from synergy_ray.core.aggregation import aggregate_sharded
+
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [5.0, 6.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    for mode in ("token_mean", "seq_mean"):
+        parts = aggregate_sharded(values[:2], mask[:2], mode, 6, 3) + aggregate_sharded(values[2:], mask[2:], mode, 6, 3)
+        assert torch.allclose(parts, aggregate_tokens(values, mask, mode))
+    # token_mean by hand: (1+2+3+4+5+6)/6 = 3.5; seq_mean: (2 + 4 + 5.5)/3
+    assert aggregate_sharded(values, mask, "token_mean", 6, 3).item() == 3.5
+    assert abs(aggregate_sharded(values, mask, "seq_mean", 6, 3).item() - 11.5 / 3) < 1e-6

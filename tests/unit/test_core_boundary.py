@@ -34,7 +34,7 @@ CHECK = textwrap.dedent(
 )
 
 EXPECTED = {"advantages", "aggregation", "curriculum", "difficulty", "kl", "logprobs", "policy_loss", "rewards",
-            "sft_loss"}
+            "sft_loss", "eval_stats"}
 
 
 def test_core_imports_without_ray_vllm_deepspeed_or_config():

@@ -1,0 +1,326 @@
+"""The coordinator: the single controller of an RL run, and the only caller of `ray.get` / `ray.wait`.
+
+One step: draw prompts from the curriculum sampler -> generators sample G completions each -> verifiers score
+them -> update the per-question pass-rate table -> group advantages (core) -> learner steps on mini-batches ->
+weights pushed to every generator (version + 1) -> health check of the sync -> metrics, checkpoint.
+
+A generator that dies mid-step loses its in-flight work (counted in the metrics); its prompts are sent again
+to the surviving generators, and the pool is rebuilt to its size before the next step when resources allow.
+
+Left out here (later issues): strategy routing beyond plain GRPO, async generation, elastic resizing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from synergy_ray.config import SynergyConfig
+from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
+
+
+class Coordinator:
+    """Run as a Ray actor (`ray.remote(Coordinator)`) or in the driver; it only holds handles and small state."""
+
+    def __init__(self, cfg: SynergyConfig, model_path: str, train_path: str, run_dir: str):
+        import datasets
+
+        from synergy_ray.core.curriculum import CurriculumSampler
+
+        self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = datasets.load_from_disk(train_path)
+        cols = ["id", "answer", "choices", "steps"] + (["level"] if "level" in data.column_names else [])
+        table = data.select_columns(cols).to_dict()
+        self.qids: list[str] = table["id"]
+        self.row_of = {q: i for i, q in enumerate(self.qids)}
+        self.answers, self.choices = table["answer"], table["choices"]
+        self.bucket = table.get("level") or table["steps"]
+        self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed)
+        self.step_index, self.version = 0, 0
+        self.counters: dict[str, int] = {"lost_rollouts": 0, "generator_failures": 0, "dropped_too_long": 0,
+                                          "verifier_timeouts": 0}
+        self._start_roles()
+        self._writer = None
+
+    # ------------------------------------------------------------ roles
+
+    def _start_roles(self) -> None:
+        import ray
+
+        from synergy_ray.learner import LearnerGroup, LearnerSpec
+        from synergy_ray.verifier import VerifierPool
+
+        c = self.cfg
+        self.learner = LearnerGroup(LearnerSpec(
+            model_path=self.model_path, data_path=self.train_path, prompt_suffix=c.data.prompt_suffix,
+            dtype=c.model.dtype, trust_remote_code=c.model.trust_remote_code, freeze_vision=c.model.freeze_vision,
+            lora=c.model.lora.model_dump() if c.model.lora else None, lr=c.learner.lr,
+            weight_decay=c.learner.weight_decay, betas=c.learner.betas, grad_clip=c.learner.grad_clip,
+            zero_stage=c.learner.zero_stage, micro_batch_size=c.learner.micro_batch_size, kl_coef=c.rl.kl_coef,
+            kl_estimator=c.rl.kl_estimator, clip_low=c.rl.clip_low, clip_high=c.rl.clip_high,
+            aggregation=c.rl.aggregation, tis_cap=c.rl.tis_cap, seed=c.run.seed,
+        ), num_workers=c.learner.num_workers, num_cpus=c.cluster.cpus_per_learner,
+           num_gpus=c.cluster.gpus_per_learner)
+        self.verifiers = VerifierPool.create(c.reward)
+        self.generators: list[Any] = []
+        for _ in range(c.rollout.num_generators):
+            self._add_generator()
+        self._ray = ray
+
+    def _add_generator(self) -> None:
+        import ray
+
+        from synergy_ray.generator import Generator, GeneratorSpec
+
+        c = self.cfg
+        spec = GeneratorSpec(model_path=self.model_path, data_path=self.train_path,
+                             prompt_suffix=c.data.prompt_suffix, rollout=c.rollout,
+                             max_prompt_tokens=c.data.max_prompt_tokens, dtype=c.model.dtype,
+                             trust_remote_code=c.model.trust_remote_code, seed=c.run.seed)
+        actor = ray.remote(Generator).options(num_cpus=c.cluster.cpus_per_generator,
+                                              num_gpus=c.cluster.gpus_per_generator)
+        handle = actor.remote(spec, name=f"generator-{len(self.generators)}")
+        ray.get(handle.ready.remote())
+        if self.version:  # a new member gets the current weights before it serves
+            ray.get(handle.update_weights.remote(self._current_weights(), self.version))
+        self.generators.append(handle)
+
+    def _current_weights(self):
+        return self._ray.get(self.learner.workers[0].trainable_state.remote())
+
+    # ------------------------------------------------------------ one step
+
+    def _generate(self, prompts: list[PromptRef], seed: int) -> list[Rollout]:
+        """Sample on the pool; a member that dies has its prompts re-sent to the survivors."""
+        from ray.exceptions import RayActorError
+
+        rollouts: list[Rollout] = []
+        pending = list(prompts)
+        while pending:
+            if not self.generators:
+                raise RuntimeError("no generator left alive")
+            shares = [pending[i::len(self.generators)] for i in range(len(self.generators))]
+            calls = {g.generate.remote(share, self.cfg.rollout.group_size, seed=seed): (g, share)
+                     for g, share in zip(self.generators, shares) if share}
+            pending = []
+            for ref, (gen, share) in calls.items():
+                try:
+                    result = self._ray.get(ref)
+                except RayActorError:
+                    self.generators.remove(gen)
+                    self.counters["generator_failures"] += 1
+                    self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
+                    pending += share
+                    continue
+                rollouts += result.rollouts
+                self.counters["dropped_too_long"] += len(result.dropped_too_long)
+        return rollouts
+
+    def _score(self, rollouts: list[Rollout]) -> list[float]:
+        from synergy_ray.verifier import ScoreRequest
+
+        requests = [ScoreRequest(key=f"{r.qid}/{r.sample}", text=r.text, gold=self.answers[r.row],
+                                 choices=tuple(self.choices[r.row])) for r in rollouts]
+        results = self.verifiers.score(requests)
+        self.counters["verifier_timeouts"] += sum(s.timed_out for s in results)
+        rule = self.cfg.rollout.truncated
+        rewards = []
+        for r, s in zip(rollouts, results):
+            rewards.append(0.0 if (r.truncated and rule == "zero_reward") else s.reward)
+        self._correct = [s.correct for s in results]
+        return rewards
+
+    def step(self, sync: bool = True) -> StepStats:
+        """One RL step. `sync=False` leaves the generators on the old weights (for the sync health test)."""
+        import torch
+
+        from synergy_ray.core.advantages import compute_advantages
+
+        c, G = self.cfg, self.cfg.rollout.group_size
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        qids = self.sampler.sample(c.rl.prompt_batch)
+        prompts = [PromptRef(q, self.row_of[q]) for q in qids]
+        rollouts = self._generate(prompts, seed=c.run.seed * 1_000_003 + self.step_index)
+        rollouts.sort(key=lambda r: (qids.index(r.qid), r.sample))  # groups contiguous, in draw order
+        timings["generate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        rewards = self._score(rollouts)
+        timings["score"] = time.perf_counter() - t
+
+        by_q: dict[str, list[int]] = {}
+        for i, r in enumerate(rollouts):
+            by_q.setdefault(r.qid, []).append(i)
+        for q, idx in by_q.items():
+            self.sampler.update(q, sum(self._correct[i] for i in idx), len(idx))
+        complete = [idx for idx in by_q.values() if len(idx) == G]
+        order = [i for idx in complete for i in idx]
+        adv = compute_advantages(torch.tensor([rewards[i] for i in order]), G, c.rl.advantage).tolist() \
+            if order else []
+        samples = []
+        for i, a in zip(order, adv):
+            r = rollouts[i]
+            if r.truncated and c.rollout.truncated == "drop":
+                continue
+            samples.append(TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
+                                       sampler_logprobs=r.sampler_logprobs, advantage=a))
+
+        t = time.perf_counter()
+        learner_stats = self._train(samples)
+        timings["train"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if sync:
+            self.sync_weights()
+        timings["sync"] = time.perf_counter() - t
+        gap = self.sync_gap(rollouts[: min(4, len(rollouts))])
+
+        self.step_index += 1
+        stats = self._stats(rollouts, rewards, timings, learner_stats, gap)
+        self._log(stats)
+        if c.rl.checkpoint_every and self.step_index % c.rl.checkpoint_every == 0:
+            self.save_checkpoint()
+        return stats
+
+    def _train(self, samples: list[TrainSample]) -> dict[str, float]:
+        """One optimiser step per mini-batch of prompts; old log-probs fixed before the first update."""
+        c, G = self.cfg, self.cfg.rollout.group_size
+        per_mb = c.rl.mini_batch * G
+        minibatches = [samples[i:i + per_mb] for i in range(0, len(samples), per_mb)] or [[]]
+        if len(minibatches) > 1:  # later mini-batches are off-policy: ratios need the pre-update log-probs
+            old = [lp for part in self._ray.get(self.learner.logprob_refs(samples)) for lp in part]
+            shards = [s for part in self.learner.shard(samples) for s in part]
+            for s, lp in zip(shards, old):
+                s.old_logprobs = lp
+        totals: dict[str, float] = {}
+        for mb in minibatches:
+            mask_tokens = sum(len(s.completion_ids) for s in mb)
+            refs = [w.train_step.remote(part, mask_tokens, len(mb))
+                    for w, part in zip(self.learner.workers, self.learner.shard(mb))]
+            for part in self._ray.get(refs):
+                for k, v in part.items():
+                    totals[k] = totals.get(k, 0.0) + v
+        n_pol = max(1.0, totals.get("policy_tokens", 0.0))
+        return {"loss": totals.get("loss", 0.0) / len(minibatches), "kl": totals.get("kl_sum", 0.0) / n_pol,
+                "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches))}
+
+    def sync_weights(self) -> None:
+        """Push the learner's trainable weights to every generator; the weight version goes up by one."""
+        self.version += 1
+        weights = self._ray.put(self._current_weights())
+        self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
+
+    def sync_gap(self, rollouts: list[Rollout]) -> float | None:
+        """Mean |generator log-prob - learner log-prob| on the same tokens, under the weights just synced."""
+        if not rollouts or not self.generators:
+            return None
+        samples = [TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
+                               sampler_logprobs=r.sampler_logprobs) for r in rollouts]
+        vllm_lp = self._ray.get(self.generators[0].score_tokens.remote(rollouts))
+        learner_lp = self._ray.get(self.learner.workers[0].logprobs.remote(samples))
+        diffs = [abs(a - b) for va, vb in zip(vllm_lp, learner_lp) for a, b in zip(va, vb)
+                 if not (math.isnan(a) or math.isnan(b))]
+        return sum(diffs) / len(diffs) if diffs else None
+
+    # ------------------------------------------------------------ metrics and checkpoints
+
+    def _stats(self, rollouts, rewards, timings, learner_stats, gap) -> StepStats:
+        n = max(1, len(rollouts))
+        by_bucket: dict[int, list[bool]] = {}
+        for r, ok in zip(rollouts, self._correct):
+            by_bucket.setdefault(int(self.bucket[r.row]), []).append(ok)
+        return StepStats(
+            step=self.step_index, weight_version=self.version, reward_mean=sum(rewards) / n,
+            pass_rate=sum(self._correct) / n,
+            response_tokens_mean=sum(len(r.completion_ids) for r in rollouts) / n,
+            clip_ratio=sum(r.truncated for r in rollouts) / n, num_rollouts=len(rollouts), timings=timings, learner=learner_stats,
+            pass_rate_by_level={k: sum(v) / len(v) for k, v in sorted(by_bucket.items())},
+            counters=dict(self.counters), sync_logprob_gap=gap,
+        )
+
+    def _log(self, s: StepStats) -> None:
+        from dataclasses import asdict
+
+        row = asdict(s)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        for key, value in _flatten(row).items():
+            if isinstance(value, (int, float)) and value is not None:
+                self._writer.add_scalar(key, value, s.step)
+        self._writer.flush()
+        levels = " ".join(f"L{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
+        split = "/".join(f"{s.timings.get(k, 0):.1f}" for k in ("generate", "score", "train", "sync"))
+        gap = f" sync_gap {s.sync_logprob_gap:.1e}" if s.sync_logprob_gap is not None else ""
+        print(f"[rl] step {s.step}/{self.cfg.rl.steps} reward {s.reward_mean:.3f} pass {s.pass_rate:.2f} ({levels}) "
+              f"len {s.response_tokens_mean:.0f} time gen/score/train/sync {split}s{gap}", flush=True)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_index, "version": self.version, "sampler": self.sampler.state_dict(),
+                "counters": dict(self.counters)}
+
+    def save_checkpoint(self) -> str:
+        path = self.run_dir / "checkpoints" / f"step_{self.step_index:06d}"
+        path.mkdir(parents=True, exist_ok=True)
+        self._ray.get([w.save.remote(str(path)) for w in self.learner.workers])
+        (path / "coordinator.json").write_text(json.dumps(self.state_dict()))
+        (self.run_dir / "checkpoints" / "latest").write_text(path.name)
+        return str(path)
+
+    def load_checkpoint(self, path: str) -> None:
+        """Restore learner, sampler (RNG included), step and weight version; generators get the weights."""
+        state = json.loads((Path(path) / "coordinator.json").read_text())
+        self._ray.get([w.load.remote(str(path)) for w in self.learner.workers])
+        self.step_index, self.version = state["step"], state["version"]
+        self.sampler.load_state_dict(state["sampler"])
+        self.counters.update(state["counters"])
+        self.version -= 1
+        self.sync_weights()  # back to the saved version, now on every generator
+
+    def next_prompts(self, n: int) -> list[str]:
+        """The batch the sampler would draw next, without advancing it (for resume checks)."""
+        saved = self.sampler.state_dict()
+        batch = self.sampler.sample(n)
+        self.sampler.load_state_dict(saved)
+        return batch
+
+    def run(self, steps: int | None = None) -> list[dict]:
+        from dataclasses import asdict
+
+        target = steps if steps is not None else self.cfg.rl.steps
+        history = []
+        while self.step_index < target:
+            history.append(asdict(self.step()))
+        return history
+
+    def export(self, path: str) -> str:
+        self._ray.get([w.export_hf.remote(path) for w in self.learner.workers])
+        return path
+
+    def generator_handles(self) -> list:
+        return list(self.generators)
+
+    def ensure_pool(self) -> int:
+        """Refill the pool to `rollout.num_generators` (after failures); returns its size."""
+        while len(self.generators) < self.cfg.rollout.num_generators:
+            self._add_generator()
+        return len(self.generators)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out

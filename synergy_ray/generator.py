@@ -1,0 +1,149 @@
+"""The generator role: a vLLM engine in a Ray actor that samples G completions per prompt, images included.
+
+Each rollout carries the token ids, the sampler's per-token log-probs and the weight version it was sampled
+with. Prompts arrive as references (a data-set row); the actor renders them through the shared prompt path,
+checks the expanded length (a too-long prompt is dropped and counted, never truncated after its images were
+expanded) and hands vLLM the same text and image the learner will re-encode.
+
+Pool membership is the coordinator's business: any number of these actors can serve a step, and a new one
+receives the current weights before it serves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+from synergy_ray.config import RolloutConfig
+from synergy_ray.records import PromptRef, Rollout
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    model_path: str
+    data_path: str
+    prompt_suffix: str
+    rollout: RolloutConfig
+    max_prompt_tokens: int
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    seed: int = 0
+
+
+@dataclass
+class GenerateResult:
+    rollouts: list[Rollout]
+    dropped_too_long: list[str] = field(default_factory=list)  # qids
+    seconds: float = 0.0
+    generated_tokens: int = 0
+
+
+class Generator:
+    """Wrapped with `ray.remote` by the coordinator; one vLLM engine per actor."""
+
+    def __init__(self, spec: GeneratorSpec, name: str = "generator"):
+        import datasets
+        from transformers import AutoProcessor
+
+        from synergy_ray.model.engine import build_llm
+        from synergy_ray.weight_sync import engine_weight_transfer_kwargs
+
+        self.spec, self.name, self.version = spec, name, 0
+        self.processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
+        self.data = datasets.load_from_disk(spec.data_path)
+        self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
+                             trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs())
+        self._prompt_cache: dict[tuple[int, str], tuple[dict, int]] = {}
+
+    def ready(self) -> str:
+        return f"{self.name} pid {os.getpid()}"
+
+    def _request(self, ref: PromptRef) -> tuple[dict, int]:
+        """The vLLM request for a prompt and its token count after image expansion."""
+        key = (ref.row, ref.prefix)
+        if key not in self._prompt_cache:
+            from synergy_ray.model.prompting import encode_prompt, prompt_text
+
+            item = self.data[ref.row]
+            text = prompt_text(self.processor, item["question"], self.spec.prompt_suffix) + ref.prefix
+            n = encode_prompt(self.processor, text, item["image"])["input_ids"].shape[1]
+            self._prompt_cache[key] = ({"prompt": text, "multi_modal_data": {"image": item["image"]}}, n)
+        return self._prompt_cache[key]
+
+    def generate(self, prompts: list[PromptRef], n: int, temperature: float | None = None,
+                 max_tokens: int | None = None, seed: int | None = None) -> GenerateResult:
+        from vllm import SamplingParams
+
+        r = self.spec.rollout
+        start = time.perf_counter()
+        kept, requests, dropped = [], [], []
+        for ref in prompts:
+            request, length = self._request(ref)
+            if length > self.spec.max_prompt_tokens:
+                dropped.append(ref.qid)
+                continue
+            kept.append(ref)
+            requests.append(request)
+        params = SamplingParams(
+            n=n, temperature=r.temperature if temperature is None else temperature, top_p=r.top_p, top_k=r.top_k,
+            max_tokens=max_tokens or r.max_tokens, logprobs=0, seed=seed,
+        )
+        outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        rollouts, tokens = [], 0
+        for ref, out in zip(kept, outputs):
+            # A hint prefix was part of the prompt text; in the rollout it opens the completion (given tokens).
+            prefix_len = len(self._prefix_ids(ref.prefix))
+            prompt_ids = list(out.prompt_token_ids)
+            prompt_ids, given = prompt_ids[:len(prompt_ids) - prefix_len], prompt_ids[len(prompt_ids) - prefix_len:]
+            for i, c in enumerate(out.outputs):
+                ids = list(c.token_ids)
+                tokens += len(ids)
+                rollouts.append(Rollout(
+                    qid=ref.qid, row=ref.row, sample=i, prompt_ids=prompt_ids, completion_ids=given + ids,
+                    sampler_logprobs=[math.nan] * prefix_len + [step[t].logprob for step, t in zip(c.logprobs, ids)],
+                    text=ref.prefix + c.text, truncated=c.finish_reason == "length", weight_version=self.version,
+                    prefix_len=prefix_len,
+                ))
+        return GenerateResult(rollouts, dropped, time.perf_counter() - start, tokens)
+
+    def _prefix_ids(self, prefix: str) -> list[int]:
+        return self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+
+    def score_tokens(self, rollouts: list[Rollout]) -> list[list[float]]:
+        """vLLM's log-probs of each rollout's completion tokens under the current weights (prefill only).
+
+        Used for the weight-sync health check: after a sync these equal the learner's on the same tokens. The
+        prompt goes in with its image placeholder not yet expanded (vLLM expands it), then the completion ids.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        requests = []
+        for r in rollouts:
+            text = self._request(PromptRef(r.qid, r.row))[0]["prompt"]
+            ids = self.processor.tokenizer(text, add_special_tokens=False)["input_ids"] + r.completion_ids
+            requests.append(TokensPrompt(prompt_token_ids=ids, multi_modal_data={"image": self.data[r.row]["image"]}))
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
+        outs = self.llm.generate(requests, params, use_tqdm=False)
+        result = []
+        for r, out in zip(rollouts, outs):
+            if list(out.prompt_token_ids[:len(r.prompt_ids)]) != r.prompt_ids:
+                raise ValueError(f"{r.qid}: re-expanded prompt differs from the sampled one")
+            p = len(r.prompt_ids)
+            steps = out.prompt_logprobs[p:p + len(r.completion_ids)]
+            result.append([step[t].logprob for step, t in zip(steps, r.completion_ids)])
+        return result
+
+    def update_weights(self, named_tensors: dict, version: int) -> float:
+        """Load new weights (only the trained ones) into the engine; returns the seconds it took."""
+        from synergy_ray.weight_sync import push_weights
+
+        start = time.perf_counter()
+        push_weights(self.llm, named_tensors)
+        self.version = version
+        return time.perf_counter() - start
+
+    def weight_version(self) -> int:
+        return self.version

@@ -1,0 +1,86 @@
+"""Small typed records that cross actor boundaries. Images travel by reference (a row of the saved data set).
+
+Token ids are plain lists: they pickle small and every role reads them the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """One question to sample. Generators and the learner read its image and text from the saved data set."""
+
+    qid: str
+    row: int
+    prefix: str = ""  # text that opens the assistant turn (an expert-trace hint); "" = none
+
+
+@dataclass
+class Rollout:
+    """One sampled completion, with the sampler's own per-token log-probs and the weights it came from."""
+
+    qid: str
+    row: int
+    sample: int  # index within its group
+    prompt_ids: list[int]  # images expanded; ends where the model's turn (and any prefix) begins
+    completion_ids: list[int]
+    sampler_logprobs: list[float]
+    text: str
+    truncated: bool  # stopped by max_tokens, not by the end token
+    weight_version: int
+    prefix_len: int = 0  # completion tokens that were given (the hint), not sampled
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    qid: str
+    rewards: tuple[float, ...]
+    num_correct: int
+
+
+@dataclass
+class TrainSample:
+    """One sequence for the learner: which completion tokens get the policy loss, which an SFT loss.
+
+    Tokens [0, policy_from) of the completion are given text (an expert prefix or a whole expert trace): they get
+    the NLL loss with weight `sft_weight` and are excluded from the policy ratio. Tokens from `policy_from` on
+    were sampled and get the clipped policy loss with `advantage`.
+    """
+
+    row: int
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    sampler_logprobs: list[float]  # aligned with completion_ids; NaN where a token was not sampled
+    advantage: float = 0.0
+    policy_from: int = 0
+    sft_weight: float = 0.0
+    old_logprobs: list[float] | None = None  # the learner's own, before this step's first update
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prompt_ids) + len(self.completion_ids)
+
+
+def nan_list(n: int) -> list[float]:
+    return [math.nan] * n
+
+
+@dataclass
+class StepStats:
+    """What one RL step reports; `timings` splits its wall time by role."""
+
+    step: int
+    weight_version: int
+    reward_mean: float
+    pass_rate: float
+    response_tokens_mean: float
+    clip_ratio: float  # share of completions cut at max_tokens
+    num_rollouts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    learner: dict[str, float] = field(default_factory=dict)
+    pass_rate_by_level: dict[int, float] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # dropped prompts, timeouts, lost rollouts ...
+    sync_logprob_gap: float | None = None

@@ -1,0 +1,122 @@
+"""The stages a run is made of, each a function from the config and what came before to a model or a report.
+
+Each stage writes its output under the run directory and is skipped when that output already exists, so a
+re-run (or a run resumed after a crash) continues from the first stage that did not finish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from synergy_ray.config import SynergyConfig
+from synergy_ray.pipeline import PreparedRun
+
+
+def _done(model_dir: Path) -> bool:
+    return (model_dir / "config.json").exists() and any(model_dir.glob("*.safetensors"))
+
+
+def _run_sft_stage(cfg: SynergyConfig, start_model: str, train_path: Path, out: Path, name: str, **changes) -> Path:
+    from synergy_ray.sft_job import run_sft, spec_from_config
+
+    if _done(out):
+        print(f"[{name}] reusing {out}")
+        return out
+    s = cfg.sft
+    spec = spec_from_config(cfg, start_model, str(train_path), str(out),
+                            metrics_path=str(out.parent / f"{name}_metrics.jsonl"), **changes)
+    result = run_sft(spec, num_workers=s.num_workers, cpus_per_worker=s.cpus_per_worker,
+                     gpus_per_worker=s.gpus_per_worker, max_failures=s.max_failures,
+                     storage_dir=str(out.parent / "ray_train"), name=name)
+    losses = [row["loss"] for row in result.history]
+    if losses:
+        print(f"[{name}] {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+              f"{f', {result.dropped_too_long} too-long examples dropped' if result.dropped_too_long else ''}")
+    return out
+
+
+def make_base(cfg: SynergyConfig, prepared: PreparedRun) -> Path:
+    """Warm the configured model up on short answers into the run's base model (`model.make_base`)."""
+    w = cfg.model.make_base
+    if w is None:
+        return Path(prepared.model_path)
+    return _run_sft_stage(cfg, prepared.model_path, prepared.train_path, prepared.run_dir / "base", "base",
+                          target="short_solution", lr=w.lr, epochs=w.epochs, batch_size=w.batch_size,
+                          micro_batch_size=w.micro_batch_size)
+
+
+def long_cot_sft(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path) -> Path:
+    """The paper's long-CoT SFT from `start_model` with the `sft` section's settings."""
+    return _run_sft_stage(cfg, str(start_model), prepared.train_path, prepared.run_dir / "sft", "sft")
+
+
+def evaluate_model(cfg: SynergyConfig, prepared: PreparedRun, model: Path, name: str):
+    """Offline evaluation on the held-out set; the report is written to run_dir/eval/<name>.json."""
+    from synergy_ray.evaluator import evaluate, load_report
+
+    out = prepared.run_dir / "eval" / f"{name}.json"
+    if out.exists():
+        report = load_report(out)
+        if report.per_level_by_level is not None or not _has_levels(prepared.eval_path):
+            print(f"[eval:{name}] reusing {out}")
+            return report
+    start = time.perf_counter()
+    report = evaluate(str(model), prepared.eval_path, cfg, name=name, out_json=out)
+    print(f"[eval:{name}] {len(report.per_question)} questions x {report.k} samples in "
+          f"{time.perf_counter() - start:.0f} s")
+    return report
+
+
+def _has_levels(data_path: Path) -> bool:
+    import datasets
+
+    return "level" in datasets.load_from_disk(str(data_path)).column_names
+
+
+def assign_levels(prepared: PreparedRun, base_report):
+    """Store each held-out question's L1-L5 level from the base model's pass@k, once, and relabel the report.
+
+    Later models are measured on these stored buckets, never on their own pass rates.
+    """
+    from synergy_ray.core.difficulty import assign_level
+    from synergy_ray.core.eval_stats import summarize_by_level
+    from synergy_ray.evaluator import assign_levels_to_dataset, save_report
+
+    if not _has_levels(prepared.eval_path):
+        counts = assign_levels_to_dataset(prepared.eval_path, base_report.per_question)
+        print("[levels] from the base model's pass@%d: %s" % (
+            base_report.k, "  ".join(f"L{lvl}:{n}" for lvl, n in sorted(counts.items()))))
+    results = [dataclasses.replace(q, level=assign_level(q.num_correct, q.num_samples))
+               for q in base_report.per_question]
+    report = dataclasses.replace(base_report, per_question=results,
+                                 per_level_by_level=summarize_by_level(results, "level"))
+    save_report(report, prepared.run_dir / "eval" / f"{report.name}.json")
+    return report
+
+
+def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str = "rl") -> Path:
+    """The distributed GRPO loop from `start_model`; resumes from the run's latest RL checkpoint if there is one."""
+    import ray
+
+    from synergy_ray.coordinator import Coordinator
+
+    out = prepared.run_dir / name
+    if _done(out):
+        print(f"[{name}] reusing {out}")
+        return out
+    work = prepared.run_dir / f"{name}_work"
+    coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=1).remote(
+        cfg, str(start_model), str(prepared.train_path), str(work))
+    latest = work / "checkpoints" / "latest"
+    if latest.exists():
+        ray.get(coordinator.load_checkpoint.remote(str(work / "checkpoints" / latest.read_text().strip())))
+        print(f"[{name}] resumed from {latest.read_text().strip()}")
+    history = ray.get(coordinator.run.remote())
+    ray.get(coordinator.export.remote(str(out)))
+    if history:
+        first, last = history[0], history[-1]
+        print(f"[{name}] {len(history)} steps: reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}")
+    ray.kill(coordinator)
+    return out

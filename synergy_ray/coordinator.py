@@ -42,7 +42,7 @@ class Coordinator:
         self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed)
         self.step_index, self.version = 0, 0
         self.counters: dict[str, int] = {"lost_rollouts": 0, "generator_failures": 0, "dropped_too_long": 0,
-                                          "verifier_timeouts": 0}
+                                          "verifier_timeouts": 0, "placeholders_replaced": 0}
         self._start_roles()
         self._writer = None
 
@@ -118,6 +118,7 @@ class Coordinator:
                     continue
                 rollouts += result.rollouts
                 self.counters["dropped_too_long"] += len(result.dropped_too_long)
+                self.counters["placeholders_replaced"] += result.placeholders_replaced
         return rollouts
 
     def _score(self, rollouts: list[Rollout]) -> list[float]:

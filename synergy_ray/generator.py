@@ -38,6 +38,7 @@ class GenerateResult:
     dropped_too_long: list[str] = field(default_factory=list)  # qids
     seconds: float = 0.0
     generated_tokens: int = 0
+    placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
 
 
 class Generator:
@@ -48,6 +49,7 @@ class Generator:
         from transformers import AutoProcessor
 
         from synergy_ray.model.engine import build_llm
+        from synergy_ray.model.prompting import image_placeholder_ids, pad_token_id
         from synergy_ray.weight_sync import engine_weight_transfer_kwargs
 
         self.spec, self.name, self.version = spec, name, 0
@@ -56,6 +58,8 @@ class Generator:
         self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
                              trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs())
         self._prompt_cache: dict[tuple[int, str], tuple[dict, int]] = {}
+        self.placeholders = image_placeholder_ids(self.processor)
+        self.pad_id = pad_token_id(self.processor)
 
     def ready(self) -> str:
         return f"{self.name} pid {os.getpid()}"
@@ -91,22 +95,24 @@ class Generator:
             max_tokens=max_tokens or r.max_tokens, logprobs=0, seed=seed,
         )
         outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
-        rollouts, tokens = [], 0
+        rollouts, tokens, replaced = [], 0, 0
         for ref, out in zip(kept, outputs):
             # A hint prefix was part of the prompt text; in the rollout it opens the completion (given tokens).
             prefix_len = len(self._prefix_ids(ref.prefix))
             prompt_ids = list(out.prompt_token_ids)
             prompt_ids, given = prompt_ids[:len(prompt_ids) - prefix_len], prompt_ids[len(prompt_ids) - prefix_len:]
             for i, c in enumerate(out.outputs):
-                ids = list(c.token_ids)
+                ids = [self.pad_id if t in self.placeholders else t for t in c.token_ids]
+                replaced += sum(t in self.placeholders for t in c.token_ids)
                 tokens += len(ids)
                 rollouts.append(Rollout(
                     qid=ref.qid, row=ref.row, sample=i, prompt_ids=prompt_ids, completion_ids=given + ids,
-                    sampler_logprobs=[math.nan] * prefix_len + [step[t].logprob for step, t in zip(c.logprobs, ids)],
+                    sampler_logprobs=[math.nan] * prefix_len + [step[t].logprob for step, t in
+                                                                zip(c.logprobs, c.token_ids)],
                     text=ref.prefix + c.text, truncated=c.finish_reason == "length", weight_version=self.version,
                     prefix_len=prefix_len,
                 ))
-        return GenerateResult(rollouts, dropped, time.perf_counter() - start, tokens)
+        return GenerateResult(rollouts, dropped, time.perf_counter() - start, tokens, replaced)
 
     def _prefix_ids(self, prefix: str) -> list[int]:
         return self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []

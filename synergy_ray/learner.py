@@ -6,8 +6,8 @@ mini-batch and calls `train_step` on all of them; one optimiser step per mini-ba
 
 The learner re-derives each sample's vision inputs from the saved data set with the same processor and chat
 template the generators used, and checks that the prompt token ids agree (a mismatch is an error, not a
-silent misalignment). Image placeholder tokens the model happened to generate are replaced by the pad token
-and masked out of every loss, so the vision merge never sees more placeholders than images.
+silent misalignment). Image placeholder tokens the model happened to generate arrive replaced by the pad
+token (the generator does it) and are masked out of every loss.
 
 Left out: sequence packing, logits chunking for very long sequences, and LoRA under ZeRO-3.
 """
@@ -57,6 +57,7 @@ class LearnerWorker:
         from transformers import AutoProcessor
 
         from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
+        from synergy_ray.model.prompting import pad_token_id
 
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(rank),
                           WORLD_SIZE=str(world_size), LOCAL_RANK="0")
@@ -79,9 +80,7 @@ class LearnerWorker:
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config(world_size))
         self.device = self.engine.device
         self.data = datasets.load_from_disk(spec.data_path)
-        tok = self.processor.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.image_token_ids = self._placeholder_ids()
+        self.pad_id = pad_token_id(self.processor)
         self._vision_cache: dict[int, dict[str, torch.Tensor]] = {}
         self.trainable_names = [n for n, p in self.engine.module.named_parameters() if p.requires_grad]
 
@@ -97,12 +96,6 @@ class LearnerWorker:
             "steps_per_print": 10**9,
             "zero_allow_untested_optimizer": True,
         }
-
-    def _placeholder_ids(self) -> set[int]:
-        tok = self.processor.tokenizer
-        names = {getattr(self.processor, "image_token", None), "<image>", "<|image_pad|>", "<|vision_start|>"}
-        ids = {tok.convert_tokens_to_ids(n) for n in names if n}
-        return {i for i in ids if i is not None and i != tok.unk_token_id}
 
     # ------------------------------------------------------------ inputs
 
@@ -135,9 +128,8 @@ class LearnerWorker:
             attn[i, :len(seq)] = 1
             completion[i, len(s.prompt_ids):len(seq)] = True
             vision.append(self._vision(s.row, s.prompt_ids))
-        generated_placeholder = completion & torch.isin(ids, torch.tensor(sorted(self.image_token_ids)))
-        ids[generated_placeholder] = self.pad_id
-        batch = {"input_ids": ids, "attention_mask": attn, "completion": completion & ~generated_placeholder}
+        # Generators replaced generated image placeholders by the pad token; those positions learn nothing.
+        batch = {"input_ids": ids, "attention_mask": attn, "completion": completion & (ids != self.pad_id)}
         for key in vision[0]:
             batch[key] = torch.cat([v[key] for v in vision], dim=0)
         return {k: v.to(self.device) for k, v in batch.items()}

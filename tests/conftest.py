@@ -64,3 +64,15 @@ def smoke_run(tmp_path_factory):
         "configs/smoke_cpu.yaml", [f"run.output_dir={root}", f"model.path={root}/model_init"]
     )
     return cfg, pipeline.prepare(cfg)
+
+
+@pytest.fixture(scope="session")
+def smoke_base(ray_local, smoke_run):
+    """A base model for RL tests: the smoke model warmed up on short answers until it answers in format,
+    so rewards vary within a group and GRPO has a signal (a random model scores 0 everywhere)."""
+    from synergy_ray import stages
+
+    cfg, prepared = smoke_run
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={
+        "make_base": cfg.model.make_base.model_copy(update={"epochs": 25, "lr": 3e-3})})})
+    return stages.make_base(cfg, prepared)

@@ -90,3 +90,20 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     for key in examples[0].vision:
         batch[key] = torch.cat([e.vision[key] for e in examples], dim=0)
     return batch
+
+
+def image_placeholder_ids(processor: Any) -> set[int]:
+    """Token ids that stand for image content (Idefics3 `<image>`, Qwen2-VL `<|image_pad|>`).
+
+    A model can generate these as ordinary tokens; left in a completion they would make the vision merge count
+    more placeholders than images, so generators replace them by the pad token before anyone re-reads them.
+    """
+    tok = processor.tokenizer
+    names = {getattr(processor, "image_token", None), "<image>", "<|image_pad|>"}
+    ids = {tok.convert_tokens_to_ids(n) for n in names if n}
+    return {i for i in ids if isinstance(i, int) and i != tok.unk_token_id}
+
+
+def pad_token_id(processor: Any) -> int:
+    tok = processor.tokenizer
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

@@ -315,6 +315,7 @@ class RunConfig(Section):
     name: str = "run"
     output_dir: str = "runs"
     seed: int = 0
+    wandb_project: str | None = None  # also log to Weights & Biases (when the wandb package is installed)
 
 
 class SynergyConfig(Section):

@@ -21,6 +21,8 @@ from typing import Any
 from synergy_ray.config import SynergyConfig
 from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
 
+GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
+
 
 class Coordinator:
     """Run as a Ray actor (`ray.remote(Coordinator)`) or in the driver; it only holds handles and small state."""
@@ -67,6 +69,7 @@ class Coordinator:
            num_gpus=c.cluster.gpus_per_learner)
         self.verifiers = VerifierPool.create(c.reward)
         self.generators: list[Any] = []
+        self._generators_started = 0
         for _ in range(c.rollout.num_generators):
             self._add_generator()
         self._ray = ray
@@ -83,8 +86,13 @@ class Coordinator:
                              trust_remote_code=c.model.trust_remote_code, seed=c.run.seed)
         actor = ray.remote(Generator).options(num_cpus=c.cluster.cpus_per_generator,
                                               num_gpus=c.cluster.gpus_per_generator)
-        handle = actor.remote(spec, name=f"generator-{len(self.generators)}")
-        ray.get(handle.ready.remote())
+        handle = actor.remote(spec, name=f"generator-{self._generators_started}")
+        self._generators_started += 1
+        try:
+            ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
+        except Exception:
+            ray.kill(handle)  # never leave a half-started engine holding resources
+            raise
         if self.version:  # a new member gets the current weights before it serves
             ray.get(handle.update_weights.remote(self._current_weights(), self.version))
         self.generators.append(handle)
@@ -254,10 +262,13 @@ class Coordinator:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        for key, value in _flatten(row).items():
-            if isinstance(value, (int, float)) and value is not None:
-                self._writer.add_scalar(key, value, s.step)
+            self._wandb = _start_wandb(self.cfg, self.run_dir)
+        scalars = {k: v for k, v in _flatten(row).items() if isinstance(v, (int, float))}
+        for key, value in scalars.items():
+            self._writer.add_scalar(key, value, s.step)
         self._writer.flush()
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=s.step)
         levels = " ".join(f"L{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
         split = "/".join(f"{s.timings.get(k, 0):.1f}" for k in ("generate", "score", "train", "sync"))
         gap = f" sync_gap {s.sync_logprob_gap:.1e}" if s.sync_logprob_gap is not None else ""
@@ -299,6 +310,7 @@ class Coordinator:
         target = steps if steps is not None else self.cfg.rl.steps
         history = []
         while self.step_index < target:
+            self.ensure_pool()
             history.append(asdict(self.step()))
         return history
 
@@ -310,10 +322,33 @@ class Coordinator:
         return list(self.generators)
 
     def ensure_pool(self) -> int:
-        """Refill the pool to `rollout.num_generators` (after failures); returns its size."""
+        """Refill the pool to `rollout.num_generators` after failures, when resources allow; returns its size.
+
+        A replacement that cannot start in time is given up for now: the run continues with the members left.
+        """
+        from ray.exceptions import GetTimeoutError, RayActorError
+
         while len(self.generators) < self.cfg.rollout.num_generators:
-            self._add_generator()
+            try:
+                self._add_generator()
+            except (GetTimeoutError, RayActorError) as err:
+                print(f"[rl] could not start a replacement generator ({type(err).__name__}); "
+                      f"continuing with {len(self.generators)}", flush=True)
+                break
         return len(self.generators)
+
+
+def _start_wandb(cfg: SynergyConfig, run_dir: Path):
+    """A W&B run when `run.wandb_project` is set and wandb is installed; otherwise None (said once)."""
+    if not cfg.run.wandb_project:
+        return None
+    try:
+        import wandb
+    except ImportError:
+        print("[rl] run.wandb_project is set but wandb is not installed; logging to TensorBoard and JSONL only")
+        return None
+    return wandb.init(project=cfg.run.wandb_project, name=cfg.run.name, dir=str(run_dir),
+                      config=cfg.model_dump(mode="json"))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

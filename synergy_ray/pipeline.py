@@ -131,13 +131,14 @@ class StageClock:
         return time.perf_counter() - self.start
 
 
-def sft_study(cfg: SynergyConfig) -> list:
-    """Base warm-up, level assignment, long-CoT SFT, and both models evaluated on the same level buckets."""
+def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
+    """Base model, L1-L5 levels from its pass rates, then each phase from the base, all evaluated on the same
+    stored level buckets. `phases` holds "sft" (long-CoT SFT, a Ray Train job) and/or "rl" (the GRPO loop)."""
     from synergy_ray import stages
     from synergy_ray.evaluator import format_table
     from synergy_ray.ray_session import connect
 
-    clock = StageClock(total=5)
+    clock = StageClock(total=3 + 2 * len(phases))
     clock.next("prepare: model and data")
     prepared = prepare(cfg)
     print_summary(prepared)
@@ -145,13 +146,18 @@ def sft_study(cfg: SynergyConfig) -> list:
     clock.next("base model: SFT on short answers (Ray Train + DeepSpeed)")
     base = stages.make_base(cfg, prepared)
     clock.next(f"evaluate base, k={cfg.eval.k}, and store L1-L5 levels from its pass rates")
-    base_report = stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))
-    clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
-    sft = stages.long_cot_sft(cfg, prepared, base)
-    clock.next("evaluate the SFT model on the same levels")
-    reports = [base_report, stages.evaluate_model(cfg, prepared, sft, "sft")]
+    reports = [stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))]
+    for phase in phases:
+        if phase == "sft":
+            clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
+            model = stages.long_cot_sft(cfg, prepared, base)
+        else:
+            clock.next(f"GRPO from base: {cfg.rl.steps} steps (vLLM generators, verifiers, DeepSpeed learner)")
+            model = stages.grpo(cfg, prepared, base)
+        clock.next(f"evaluate the {phase.upper()} model on the same levels")
+        reports.append(stages.evaluate_model(cfg, prepared, model, phase))
     total = clock.finish()
-    print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % base_report.k)
+    print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % reports[0].k)
     print(format_table(reports, "level"))
     print("\nBy design difficulty (reasoning steps):")
     print(format_table(reports, "steps"))
@@ -160,20 +166,24 @@ def sft_study(cfg: SynergyConfig) -> list:
 
 
 def run_demo(cfg: SynergyConfig) -> int:
-    """The embedded demo; today it is the SFT study (the RL phase joins it with the GRPO loop)."""
-    sft_study(cfg)
+    """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
+    study(cfg, ("sft", "rl"))
     return 0
 
 
+STRATEGY_PHASES = {"sft": ("sft",), "rl": ("rl",)}
+
+
 def train(cfg: SynergyConfig) -> int:
-    """Run the config's strategy. Available today: `sft`."""
+    """Run the config's strategy. Available today: `sft` and `rl`."""
     import sys
 
-    if cfg.strategy.name != "sft":
+    phases = STRATEGY_PHASES.get(cfg.strategy.name)
+    if phases is None:
         print(f"synergy-ray: strategy '{cfg.strategy.name}' has no training loop in this version yet "
-              "(available: sft)", file=sys.stderr)
+              f"(available: {', '.join(STRATEGY_PHASES)})", file=sys.stderr)
         return 3
-    sft_study(cfg)
+    study(cfg, phases)
     return 0
 
 

@@ -256,7 +256,7 @@ class MergeStrategy(Section):
 
 class AdaptiveStrategy(Section):
     name: Literal["adaptive"] = "adaptive"
-    hint_below: float = Field(0.125, ge=0, le=1)  # pass rate under which a question gets an expert hint
+    hint_below: float = Field(0.25, ge=0, le=1)  # pass rate under which a question gets an expert hint
     hint_weight: float = Field(0.2, ge=0)  # SFT weight on hint tokens
     length_penalty: float = Field(0.0, ge=0)  # on questions solved at >= easy_above
     easy_above: float = Field(0.75, ge=0, le=1)
@@ -345,6 +345,12 @@ class SynergyConfig(Section):
             raise ValueError(
                 f"strategy.schedule_steps: the schedule ({s.schedule_steps} steps) ends after the run's last step "
                 f"rl.steps ({self.rl.steps}): the prefix would never shrink to nothing"
+            )
+        if isinstance(s, TwoStageStrategy) and self.rollout.max_model_len is not None and \
+                s.rl_max_tokens + self.data.max_prompt_tokens > self.rollout.max_model_len:
+            raise ValueError(
+                f"strategy.rl_max_tokens: {s.rl_max_tokens} completion tokens + data.max_prompt_tokens "
+                f"({self.data.max_prompt_tokens}) exceed rollout.max_model_len ({self.rollout.max_model_len})"
             )
         if self.rl.prompt_batch < self.rollout.num_generators:
             raise ValueError("rl.prompt_batch: must be at least rollout.num_generators")

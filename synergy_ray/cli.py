@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(sub.add_parser("train", help="run the config's strategy"))
     _add_config_args(sub.add_parser("demo", help="the embedded CPU demo, end to end"), optional=True)
     _add_config_args(sub.add_parser("sft", help="SFT from model.path as a Ray Train job (the sft section)"))
+    _add_config_args(sub.add_parser("compare", help="base, SFT, RL and every combination, one table by level"))
     ev = sub.add_parser("eval", help="offline evaluation by level of a checkpoint on the run's held-out set")
     _add_config_args(ev)
     ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return pipeline.run_demo(cfg)
     if args.command == "train":
         return pipeline.train(cfg)
+    if args.command == "compare":
+        from synergy_ray.compare import run_compare
+
+        return run_compare(cfg)
     if args.command == "sft":
         return pipeline.sft_only(cfg)
     if args.command == "eval":

@@ -227,6 +227,7 @@ class Coordinator:
             row = rollouts[idx[0]].row
             outcome = GroupOutcome(q, row, [rollouts[i] for i in idx], [rewards[i] for i in idx], correct, before,
                                    self._expert_ids(row))
+            self.counters["all_failed_groups"] = self.counters.get("all_failed_groups", 0) + outcome.all_failed
             shaped = self.strategy.shape_rewards(outcome)
             adv = compute_advantages(torch.tensor(shaped), G, c.rl.advantage).tolist()
             if c.rollout.truncated == "drop":  # a cut-off answer teaches nothing either way

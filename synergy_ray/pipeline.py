@@ -136,23 +136,16 @@ def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
     stored level buckets. `phases` holds "sft" (long-CoT SFT, a Ray Train job) and/or "rl" (the GRPO loop)."""
     from synergy_ray import stages
     from synergy_ray.evaluator import format_table
-    from synergy_ray.ray_session import connect
 
     clock = StageClock(total=3 + 2 * len(phases))
-    clock.next("prepare: model and data")
-    prepared = prepare(cfg)
-    print_summary(prepared)
-    connect(cfg)
-    clock.next("base model: SFT on short answers (Ray Train + DeepSpeed)")
-    base = stages.make_base(cfg, prepared)
-    clock.next(f"evaluate base, k={cfg.eval.k}, and store L1-L5 levels from its pass rates")
-    reports = [stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))]
+    prepared, base, base_report = start_study(cfg, clock)
+    reports = [base_report]
     models = {"base": base}
     for phase in phases:
-        name, model = _run_phase(cfg, prepared, phase, models, clock)
-        models[phase] = model
-        clock.next(f"evaluate {name} on the same levels")
-        reports.append(stages.evaluate_model(cfg, prepared, model, name))
+        for name, model in run_phase(cfg, prepared, phase, models, clock):
+            models[phase] = model
+            clock.next(f"evaluate {name} on the same levels")
+            reports.append(stages.evaluate_model(cfg, prepared, model, name))
     total = clock.finish()
     print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % reports[0].k)
     print(format_table(reports, "level"))
@@ -162,22 +155,45 @@ def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
     return reports
 
 
-def _run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase: str, models: dict, clock: StageClock):
-    """One training phase; returns (report name, exported model directory)."""
+def start_study(cfg: SynergyConfig, clock: StageClock):
+    """Prepare, make the base model, evaluate it and store the levels; returns (prepared, base, base report)."""
+    from synergy_ray import stages
+    from synergy_ray.ray_session import connect
+
+    clock.next("prepare: model and data")
+    prepared = prepare(cfg)
+    print_summary(prepared)
+    connect(cfg)
+    clock.next("base model: SFT on short answers (Ray Train + DeepSpeed)")
+    base = stages.make_base(cfg, prepared)
+    clock.next(f"evaluate base, k={cfg.eval.k}, and store L1-L5 levels from its pass rates")
+    return prepared, base, stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))
+
+
+def run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase: str, models: dict, clock: StageClock):
+    """One training phase; returns [(report name, exported model directory)] (a merge sweep gives several)."""
     from synergy_ray import stages
 
+    s = cfg.strategy
     if phase == "sft":
         clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
-        return "sft", stages.long_cot_sft(cfg, prepared, models["base"])
-    name = "rl" if cfg.strategy.name in ("rl", "sft") else cfg.strategy.name
+        return [("sft", stages.long_cot_sft(cfg, prepared, models["base"]))]
+    if phase == "merge":
+        clock.next(f"merge SFT and RL checkpoints ({s.method}, SFT weights {s.sweep or [s.sft_weight]})")
+        return [(f"merge_{s.method}_{w:g}", stages.merge(cfg, prepared, models["sft"], models["rl"], models["base"], w))
+                for w in (s.sweep or [s.sft_weight])]
+    if phase == "data_mix":
+        clock.next("data mixing: RL samples + long-CoT for unsolved questions, then SFT on the mix")
+        return [("data_mix", stages.data_mix(cfg, prepared, models["rl"], models["base"]))]
+    # Plain RL phases of sft-free strategies share the "rl" outputs; guided RL gets its own name.
+    name = cfg.strategy.name if cfg.strategy.name in ("interleaved", "progressive", "adaptive", "two_stage") else "rl"
     if phase == "rl_after_sft":  # two-stage: GRPO from the SFT model, with its own generation limit
-        rl_cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
-            update={"max_tokens": cfg.strategy.rl_max_tokens})})
-        clock.next(f"GRPO from the SFT model: {cfg.rl.steps} steps, max {cfg.strategy.rl_max_tokens} tokens")
-        return name, stages.grpo(rl_cfg, prepared, models["sft"], name)
+        rl_cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"max_tokens": s.rl_max_tokens})})
+        clock.next(f"GRPO from the SFT model: {cfg.rl.steps} steps, max {s.rl_max_tokens} tokens")
+        return [(name, stages.grpo(rl_cfg, prepared, models["sft"], name))]
     clock.next(f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
                "(vLLM generators, verifiers, DeepSpeed learner)")
-    return name, stages.grpo(cfg, prepared, models["base"], name)
+    return [(name, stages.grpo(cfg, prepared, models["base"], name))]
 
 
 def run_demo(cfg: SynergyConfig) -> int:

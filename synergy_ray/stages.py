@@ -120,3 +120,58 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
         print(f"[{name}] {len(history)} steps: reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}")
     ray.kill(coordinator)
     return out
+
+
+def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Path) -> Path:
+    """The data-mixing combination: the RL model's correct samples plus long-CoT traces for the questions it
+    never solves, then SFT from the base on that mix."""
+    import datasets
+
+    from synergy_ray.core.rewards import score_completion
+    from synergy_ray.evaluator import release_llm, sample_completions
+    from synergy_ray.model.engine import build_llm
+    from synergy_ray.strategies.data_mix import mix_rows
+
+    out = prepared.run_dir / "data_mix"
+    if _done(out):
+        print(f"[data_mix] reusing {out}")
+        return out
+    mix_path = prepared.run_dir / "data" / "mix"
+    if not (mix_path / "dataset_info.json").exists():
+        from transformers import AutoProcessor
+
+        k = cfg.strategy.samples_per_question
+        train = datasets.load_from_disk(str(prepared.train_path))
+        rows = list(train)
+        processor = AutoProcessor.from_pretrained(str(rl_model))
+        llm = build_llm(str(rl_model), cfg.rollout, dtype=cfg.model.dtype, seed=cfg.run.seed)
+        try:
+            samples = sample_completions(llm, processor, rows, cfg.data.prompt_suffix, k, cfg.rollout.temperature,
+                                         cfg.rollout.top_p, cfg.rollout.top_k, cfg.rollout.max_tokens)
+        finally:
+            release_llm(llm)
+        texts = [[c.text for c in s] for s in samples]
+        correct = [[score_completion(t, r["answer"], r["choices"]).correct for t in ts] for r, ts in zip(rows, texts)]
+        index = {r["id"]: i for i, r in enumerate(rows)}
+        mix, stats = mix_rows([{"id": r["id"], "long_cot": r["long_cot"]} for r in rows], texts, correct)
+        mixed = train.select([index[m["id"]] for m in mix]).add_column("mix_response", [m["mix_response"] for m in mix])
+        mixed.save_to_disk(str(mix_path))
+        print(f"[data_mix] {stats['questions']} questions x {k} samples: {stats['solved']} solved "
+              f"({stats['correct_answers']} distinct correct answers kept), {stats['long_cot_added']} long-CoT added")
+    mixed_prepared = dataclasses.replace(prepared, train_path=mix_path)
+    return _run_sft_stage(cfg, str(base), mixed_prepared.train_path, out, "data_mix", target="mix_response",
+                          epochs=cfg.strategy.epochs)
+
+
+def merge(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, rl_model: Path, base: Path,
+          weight: float) -> Path:
+    from synergy_ray.merging import merge_checkpoints
+
+    s = cfg.strategy
+    out = prepared.run_dir / f"merge_{s.method}_{weight:g}"
+    if _done(out):
+        print(f"[merge] reusing {out}")
+        return out
+    merge_checkpoints(sft_model, rl_model, out, s.method, weight, base=base if s.method == "ties" else None)
+    print(f"[merge] {s.method} with SFT weight {weight:g} -> {out}")
+    return out

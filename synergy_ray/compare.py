@@ -49,9 +49,20 @@ def run_compare(cfg: SynergyConfig) -> int:
         seconds[name] = time.perf_counter() - start
     clock.finish()
     out = prepared.run_dir / "compare"
-    write_outputs(list(reports.values()), seconds, out)
+    write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out)
     print((out / "compare.md").read_text())
     return 0
+
+
+REUSED_BELOW_S = 60.0  # a strategy that took less than this only re-read finished checkpoints
+
+
+def _keep_earlier_wall_times(seconds: dict[str, float], previous_json: Path) -> dict[str, float]:
+    """A rerun reuses finished checkpoints, so a strategy it did not retrain keeps the wall time it was trained in."""
+    if not previous_json.exists():
+        return seconds
+    earlier = {r["model"]: r["wall_s"] for r in json.loads(previous_json.read_text()) if r.get("wall_s")}
+    return {name: earlier.get(name, s) if s < REUSED_BELOW_S else s for name, s in seconds.items()}
 
 
 def _row(report, seconds: float | None) -> dict:

@@ -194,14 +194,18 @@ class RLConfig(Section):
     advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
     aggregation: Literal["token_mean", "seq_mean"] = "token_mean"
     tis_cap: float | None = Field(None, gt=0)  # truncated importance-sampling vs the sampler's log-probs
+    # Generate step t+1 while step t trains (rollouts one weight version stale); needs tis_cap for the correction.
     async_mode: bool = False
-    max_staleness: int = Field(1, ge=0)
+    max_staleness: int = Field(1, ge=1)  # async mode: older rollouts are dropped (counted)
     checkpoint_every: int = Field(0, ge=0)  # steps; 0 = only at the end
 
     @model_validator(mode="after")
     def _mini_batch_divides(self) -> RLConfig:
         if self.prompt_batch % self.mini_batch:
             raise ValueError(f"mini_batch: prompt_batch ({self.prompt_batch}) must be a multiple of mini_batch ({self.mini_batch})")
+        if self.async_mode and self.tis_cap is None:
+            raise ValueError("tis_cap: async_mode trains on rollouts one version stale and needs the importance-"
+                             "sampling correction; set rl.tis_cap (2.0 is common)")
         return self
 
 

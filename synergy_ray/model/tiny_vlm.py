@@ -13,7 +13,11 @@ from pathlib import Path
 
 import torch
 from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
-from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+try:  # transformers >= 5.18 names the PIL-backed processor apart from the torchvision one
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+except ImportError:  # older 5.x: the plain class is the PIL one
+    from transformers import Idefics3ImageProcessor as Idefics3ImageProcessorPil
 
 from synergy_ray.config import TinyVLMConfig
 from synergy_ray.model.tokenizer import build_char_tokenizer

@@ -113,3 +113,9 @@ def test_cli_rejects_bad_value_fast_before_heavy_imports():
     assert "learner.lr" in proc.stderr
     assert "HEAVY []" in proc.stdout
     assert elapsed < 5
+
+
+def test_async_mode_needs_the_importance_sampling_correction():
+    with pytest.raises(ConfigError, match=r"rl\.tis_cap"):
+        load_config("configs/smoke_cpu.yaml", ["rl.async_mode=true"])
+    assert load_config("configs/smoke_cpu.yaml", ["rl.async_mode=true", "rl.tis_cap=2"]).rl.async_mode

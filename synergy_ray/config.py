@@ -107,6 +107,7 @@ class DataConfig(Section):
     image_root: str | None = None
     num_per_level: int = Field(200, gt=0)  # synthetic: training items per design level
     eval_per_level: int = Field(40, gt=0)  # synthetic: held-out items per design level
+    val_per_level: int = Field(8, ge=0)  # synthetic: validation items per level (checkpoint selection only)
     seed: int = 0
     image_size: int = Field(32, gt=0)
     prompt_suffix: str = PAPER_PROMPT_SUFFIX
@@ -175,6 +176,7 @@ class SFTConfig(Section):
     max_failures: int = Field(1, ge=0)  # Ray Train FailureConfig retries
     seed: int = 0
     checkpoint_every_steps: int = Field(0, ge=0)  # 0 = once per epoch
+    export_every_epoch: bool = True  # keep each epoch's model (two_stage starts RL from the best by validation)
 
     @model_validator(mode="after")
     def _batch_divides(self) -> SFTConfig:
@@ -223,6 +225,7 @@ class RLStrategy(Section):
 class TwoStageStrategy(Section):
     name: Literal["two_stage"] = "two_stage"
     rl_max_tokens: int = Field(16384, gt=0)  # the paper lengthens generation after SFT
+    val_k: int = Field(4, gt=0)  # samples per validation question when picking the best SFT epoch
 
 
 class InterleavedStrategy(Section):

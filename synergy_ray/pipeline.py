@@ -21,6 +21,7 @@ class PreparedRun:
     num_parameters: int
     train_path: Path
     eval_path: Path
+    val_path: Path | None  # checkpoint selection; None when the source has no validation split
     train_steps: dict[int, int]  # design difficulty (reasoning steps) -> item count
     eval_steps: dict[int, int]
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids of rows the loader skipped
@@ -48,19 +49,26 @@ def count_model_parameters(model_path: str, trust_remote_code: bool = False) -> 
     return sum(p.numel() for p in model.parameters())
 
 
-def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, dict[str, list[str]]]:
-    """Write the train and eval sets under `run_dir/data` (synthetic, or the user's source split 90/10)."""
+def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, Path | None, dict[str, list[str]]]:
+    """Write the train, eval (and, synthetic, val) sets under `run_dir/data` (a user source is split 90/10)."""
     import datasets
 
-    train_path, eval_path = run_dir / "data" / "train", run_dir / "data" / "eval"
-    if (train_path / "dataset_info.json").exists() and (eval_path / "dataset_info.json").exists():
-        return train_path, eval_path, {}
+    train_path, eval_path, val_path = (run_dir / "data" / name for name in ("train", "eval", "val"))
     d = cfg.data
+    synthetic_val = d.source == "synthetic" and d.val_per_level > 0
+    have = lambda p: (p / "dataset_info.json").exists()  # noqa: E731
+    if have(train_path) and have(eval_path) and (have(val_path) or not synthetic_val):
+        return train_path, eval_path, val_path if have(val_path) else None, {}
     skipped: dict[str, list[str]] = {}
     if d.source == "synthetic":
         from synergy_ray.data.synthetic import build_splits
 
-        splits = build_splits(d.num_per_level, d.eval_per_level, seed=d.seed, image_size=d.image_size)
+        splits = build_splits(d.num_per_level, d.eval_per_level, seed=d.seed, image_size=d.image_size,
+                              num_val_per_level=d.val_per_level)
+        if synthetic_val:
+            splits["val"].save_to_disk(str(val_path))
+        if have(train_path) and have(eval_path):  # an older run without a val split: leave the rest alone
+            return train_path, eval_path, val_path, {}
         train, held_out = splits["train"], splits["eval"]
     else:
         from synergy_ray.data.loader import load_user_dataset
@@ -72,7 +80,7 @@ def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, dict[str
     assert isinstance(train, datasets.Dataset)
     train.save_to_disk(str(train_path))
     held_out.save_to_disk(str(eval_path))
-    return train_path, eval_path, skipped
+    return train_path, eval_path, val_path if have(val_path) else None, skipped
 
 
 def _steps_counts(path: Path) -> dict[int, int]:
@@ -86,11 +94,11 @@ def prepare(cfg: SynergyConfig) -> PreparedRun:
     run_dir = cfg.run_dir.resolve()
     write_resolved(cfg, run_dir)
     model_path = ensure_model(cfg)
-    train_path, eval_path, skipped = ensure_data(cfg, run_dir)
+    train_path, eval_path, val_path, skipped = ensure_data(cfg, run_dir)
     return PreparedRun(
         run_dir=run_dir, model_path=model_path,
         num_parameters=count_model_parameters(model_path, cfg.model.trust_remote_code),
-        train_path=train_path, eval_path=eval_path,
+        train_path=train_path, eval_path=eval_path, val_path=val_path,
         train_steps=_steps_counts(train_path), eval_steps=_steps_counts(eval_path),
         skipped=skipped, seconds=time.perf_counter() - start,
     )
@@ -188,9 +196,11 @@ def run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase: str, models: dic
     # Plain RL phases of sft-free strategies share the "rl" outputs; guided RL gets its own name.
     name = cfg.strategy.name if cfg.strategy.name in ("interleaved", "progressive", "adaptive", "two_stage") else "rl"
     if phase == "rl_after_sft":  # two-stage: GRPO from the SFT model, with its own generation limit
+        clock.next(f"pick the best SFT epoch on the validation split (k={s.val_k})")
+        start = stages.best_sft_epoch(cfg, prepared, models["sft"])
         rl_cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"max_tokens": s.rl_max_tokens})})
-        clock.next(f"GRPO from the SFT model: {cfg.rl.steps} steps, max {s.rl_max_tokens} tokens")
-        return [(name, stages.grpo(rl_cfg, prepared, models["sft"], name))]
+        clock.next(f"GRPO from the SFT model ({start.name}): {cfg.rl.steps} steps, max {s.rl_max_tokens} tokens")
+        return [(name, stages.grpo(rl_cfg, prepared, start, name))]
     clock.next(f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
                "(vLLM generators, verifiers, DeepSpeed learner)")
     return [(name, stages.grpo(cfg, prepared, models["base"], name))]

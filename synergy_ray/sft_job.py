@@ -49,6 +49,7 @@ class SFTJobSpec:
     seed: int = 0
     metrics_path: str | None = None
     crash_at_step: int | None = None  # failure injection for tests: crash once, at this step, on rank 0
+    epochs_dir: str | None = None  # also export each epoch's model to <epochs_dir>/epoch_<n> (best-checkpoint pick)
     log_every: int = 10
 
 
@@ -145,7 +146,7 @@ def _save_checkpoint(engine, state: dict, metrics: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _export(engine, spec: SFTJobSpec, processor, rank: int) -> None:
+def _export(engine, spec: SFTJobSpec, processor, rank: int, out_dir: str | None = None) -> None:
     import deepspeed
 
     model = engine.module
@@ -153,8 +154,8 @@ def _export(engine, spec: SFTJobSpec, processor, rank: int) -> None:
     with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=bool(params)):
         if rank == 0:
             out = model.merge_and_unload() if spec.lora else model
-            out.save_pretrained(spec.export_dir)
-            processor.save_pretrained(spec.export_dir)
+            out.save_pretrained(out_dir or spec.export_dir)
+            processor.save_pretrained(out_dir or spec.export_dir)
 
 
 def train_loop_per_worker(spec_dict: dict) -> dict:
@@ -212,6 +213,8 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
             if spec.checkpoint_every_steps and state["step"] % spec.checkpoint_every_steps == 0:
                 _save_checkpoint(engine, {**state, "epoch": epoch, "micro": micro + 1}, row)
         state["micro"] = 0
+        if spec.epochs_dir:
+            _export(engine, spec, processor, rank, str(Path(spec.epochs_dir) / f"epoch_{epoch + 1}"))
         _save_checkpoint(engine, {**state, "epoch": epoch + 1, "micro": 0}, {"epoch": epoch + 1, **_last(state)})
     _export(engine, spec, processor, rank)
     return {"history": state["history"], "dropped_too_long": dropped}

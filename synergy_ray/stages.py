@@ -7,6 +7,7 @@ re-run (or a run resumed after a crash) continues from the first stage that did 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -48,8 +49,37 @@ def make_base(cfg: SynergyConfig, prepared: PreparedRun) -> Path:
 
 
 def long_cot_sft(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path) -> Path:
-    """The paper's long-CoT SFT from `start_model` with the `sft` section's settings."""
-    return _run_sft_stage(cfg, str(start_model), prepared.train_path, prepared.run_dir / "sft", "sft")
+    """The paper's long-CoT SFT from `start_model` with the `sft` section's settings (and each epoch's model)."""
+    epochs_dir = str(prepared.run_dir / "sft_epochs") if cfg.sft.export_every_epoch else None
+    return _run_sft_stage(cfg, str(start_model), prepared.train_path, prepared.run_dir / "sft", "sft",
+                          epochs_dir=epochs_dir)
+
+
+def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path) -> Path:
+    """The SFT epoch with the best validation accuracy (ties: the earlier epoch), for two-stage's RL start.
+
+    Falls back to the final SFT model, saying why, when there is no validation split or no per-epoch export.
+    The choice and every epoch's accuracy are written to `sft_selection.json`.
+    """
+    from synergy_ray.evaluator import evaluate
+
+    record_path = prepared.run_dir / "sft_selection.json"
+    if record_path.exists():
+        return Path(json.loads(record_path.read_text())["chosen"])
+    epochs = sorted((prepared.run_dir / "sft_epochs").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+    if prepared.val_path is None or not epochs:
+        why = "no validation split" if prepared.val_path is None else "no per-epoch SFT exports"
+        print(f"[two_stage] {why}: RL starts from the final SFT model")
+        return sft_model
+    k = cfg.strategy.val_k if hasattr(cfg.strategy, "val_k") else cfg.eval.k
+    scores = {}
+    for epoch in epochs:
+        report = evaluate(str(epoch), prepared.val_path, cfg, name=f"sft_{epoch.name}", k=k)
+        scores[str(epoch)] = report.per_level_by_steps["all"].accuracy
+        print(f"[two_stage] {epoch.name}: validation accuracy {100 * scores[str(epoch)]:.1f}% (k={k})")
+    chosen = max(epochs, key=lambda p: scores[str(p)])  # max keeps the first of equal scores
+    record_path.write_text(json.dumps({"chosen": str(chosen), "validation_accuracy": scores, "k": k}, indent=1))
+    return chosen
 
 
 def evaluate_model(cfg: SynergyConfig, prepared: PreparedRun, model: Path, name: str):

@@ -235,20 +235,22 @@ def build_splits(
     image_size: int = 32,
     prefix: str = "syn",
     jitter: int = 0,
+    num_val_per_level: int = 0,
 ) -> datasets.DatasetDict:
-    """Train and eval sets with their own id prefixes ("syn-train-...", "syn-eval-...") and rng streams.
+    """Train, eval (and val) sets with their own id prefixes ("syn-train-...", "syn-eval-...") and rng streams.
 
-    Eval items identical to a train item (same question and pixels, rare) are dropped and replaced.
+    An eval or val item identical to an item of an earlier split (same question and pixels, rare) is dropped
+    and replaced, so the validation set that picks checkpoints never overlaps the held-out test set.
     """
-    train = generate_items(num_train_per_level, seed, image_size, prefix=f"{prefix}-train", jitter=jitter)
-    seen = {item_key(item) for item in train}
-    evals = generate_items(
-        num_eval_per_level, seed, image_size, prefix=f"{prefix}-eval", jitter=jitter, exclude=seen
-    )
-    return datasets.DatasetDict(
-        train=datasets.Dataset.from_list(train, features=FEATURES),
-        eval=datasets.Dataset.from_list(evals, features=FEATURES),
-    )
+    seen: set[str] = set()
+    splits = {}
+    for name, n in (("train", num_train_per_level), ("eval", num_eval_per_level), ("val", num_val_per_level)):
+        if n <= 0:
+            continue
+        items = generate_items(n, seed, image_size, prefix=f"{prefix}-{name}", jitter=jitter, exclude=seen)
+        seen |= {item_key(item) for item in items}
+        splits[name] = datasets.Dataset.from_list(items, features=FEATURES)
+    return datasets.DatasetDict(splits)
 
 
 def save_dataset(ds: datasets.Dataset | datasets.DatasetDict, path: str) -> None:

@@ -1,7 +1,10 @@
-"""`two_stage`: long-CoT SFT to its end checkpoint, then GRPO from that model with its own generation limit.
+"""`two_stage`: long-CoT SFT, then GRPO from its best epoch with its own generation limit.
 
-The paper keeps the best SFT epoch by validation; here the SFT stage's final export is the starting point
-(simplified: the demo trains few epochs, so final and best coincide more often than not).
+As in the paper, RL starts from the SFT epoch with the best validation accuracy: the SFT stage exports every
+epoch's model (`sft.export_every_epoch`), each is evaluated with `val_k` samples per question on the
+validation split (disjoint from train and the held-out test set), and the first best one is kept
+(`stages.best_sft_epoch`, recorded in `sft_selection.json`). `rl_max_tokens` replaces `rollout.max_tokens`
+for the RL stage, since SFT lengthens answers.
 """
 
 from synergy_ray.strategies.base import Strategy

@@ -300,7 +300,7 @@ class Coordinator:
         n_pol = max(1.0, totals.get("policy_tokens", 0.0))
         return {"loss": totals.get("loss", 0.0) / len(minibatches), "kl": totals.get("kl_sum", 0.0) / n_pol,
                 "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches)),
-                "sft_tokens": totals.get("sft_tokens", 0.0)}
+                "sft_tokens": totals.get("sft_tokens", 0.0), "policy_tokens": totals.get("policy_tokens", 0.0)}
 
     def sync_weights(self) -> None:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""

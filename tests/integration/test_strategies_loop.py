@@ -11,7 +11,9 @@ BASE = ["rl.steps=2", "rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_siz
 @pytest.mark.parametrize("strategy", [
     ["strategy=adaptive", "strategy.hint_below=1.0"],  # every question below 1.0: every prompt gets a hint
     ["strategy=interleaved"],
-], ids=["adaptive", "interleaved"])
+    ["strategy=progressive", "strategy.schedule_steps=2", "data.max_prompt_tokens=1536",
+     "rollout.max_model_len=2048"],
+], ids=["adaptive", "interleaved", "progressive"])
 def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strategy):
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
@@ -21,12 +23,17 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(tmp_path))
     try:
+        if cfg.strategy.name == "progressive":  # as if every question's last group had all failed
+            ray_local.get(handle.__ray_call__.remote(lambda c: c.last_pass.update(dict.fromkeys(c.qids, 0.0))))
         stats = ray_local.get(handle.step.remote())
     finally:
         ray_local.kill(handle)
     if cfg.strategy.name == "adaptive":
         assert stats.counters["hinted_prompts"] == 4  # unseen questions sit at the prior 0.5 < 1.0
         assert stats.learner["sft_tokens"] > 0
+    elif cfg.strategy.name == "progressive":  # step 0 of the schedule: the whole trace is given, then continued
+        assert stats.counters["hinted_prompts"] == 4 and stats.counters["dropped_too_long"] == 0
+        assert stats.learner["sft_tokens"] > 0 and stats.learner["policy_tokens"] > 0
     else:  # interleaved: a group that all failed trains on its expert trace instead
         failed_groups = stats.counters.get("all_failed_groups", 0)
         assert (stats.learner["sft_tokens"] > 0) == (failed_groups > 0)

@@ -247,14 +247,21 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     from synergy_ray.data.benchmarks import prepare_benchmark
     from synergy_ray.evaluator import _build_eval_llm, evaluate, format_table, release_llm
 
+    import sys
+
     run_dir = cfg.run_dir.resolve()
-    write_resolved(cfg, run_dir)
     name = name or Path(model).name
     prepared = []
     for bench in cfg.eval.benchmarks:  # convert all first: a missing directory fails before the engine starts
-        path, report = prepare_benchmark(bench.name, bench.path, run_dir / "benchmarks" / bench.name, bench.limit)
+        try:
+            path, report = prepare_benchmark(bench.name, bench.path, run_dir / "benchmarks" / bench.name,
+                                             bench.limit)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"synergy-ray eval: {err}", file=sys.stderr)
+            return 2
         print(f"[{bench.name}] {report.summary()}")
         prepared.append((bench.name, path))
+    write_resolved(cfg, run_dir)
     engine = llm if llm is not None else _build_eval_llm(model, cfg)
     try:
         for bench_name, path in prepared:

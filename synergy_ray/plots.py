@@ -38,13 +38,13 @@ def colour_map(models: Sequence[str]) -> dict[str, tuple]:
 
 def _log_if_wide(ax, values: Sequence[float]) -> None:
     """Log scale with plain-number ticks when the values span more than a factor of 20."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     positive = [v for v in values if v > 0 and not math.isnan(v)]
     if positive and max(positive) / min(positive) > 20:
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
-        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 

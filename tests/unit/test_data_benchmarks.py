@@ -227,3 +227,11 @@ def test_eval_cli_refuses_a_bad_benchmark_before_loading_anything(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "configs/smoke_cpu.yaml", "--model", "m", "--benchmark", "mathvista"])
     assert exit_info.value.code == 2 and "expected NAME=PATH" in capsys.readouterr().err
+
+
+def test_eval_cli_names_a_missing_benchmark_directory_before_starting_an_engine(tmp_path, capsys):
+    code = main(["eval", "configs/smoke_cpu.yaml", f"run.output_dir={tmp_path}", "--model", "m",
+                 "--benchmark", f"mmstar={tmp_path / 'absent'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "benchmark mmstar: no such file or directory" in err and "JierunChen/MMStar_with_difficulty_level" in err

@@ -7,6 +7,7 @@ config is refused (exit 2, the field named) in well under a second, before Ray, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from synergy_ray.config import ConfigError, SynergyConfig, load_config
@@ -38,15 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
     ev.add_argument("--name", default=None, help="report name (default: the checkpoint's directory name)")
     ev.add_argument("--k", type=int, default=None, help="samples per question (default eval.k)")
+    ev.add_argument("--benchmark", action="append", type=_benchmark_arg, default=[], metavar="NAME=PATH",
+                    help="evaluate on a level-tagged benchmark (mathvision, mathverse, mathvista, mmmu, mmstar) "
+                         "from a local directory instead of the held-out set; repeatable")
+    rep = sub.add_parser("report", help="an HTML or Markdown page of plots from one or more run directories")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with eval/*.json)")
+    rep.add_argument("--out", default=None, help="output directory (default RUN_DIR/report of the first run)")
+    rep.add_argument("--format", choices=("html", "md"), default="html", help="page format (default html)")
     return parser
 
 
+def _benchmark_arg(text: str) -> dict:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return {"name": name.strip(), "path": path.strip()}
+
+
 def _load(args: argparse.Namespace) -> SynergyConfig:
-    return load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "benchmark", None):  # validated with the config: an unknown name is refused here
+        overrides.append("eval.benchmarks=" + json.dumps(args.benchmark))
+    return load_config(args.config, overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "report":  # reads finished runs; no config
+        from synergy_ray.report import run_report
+
+        return run_report(args.run_dirs, args.out, args.format)
     try:
         cfg = _load(args)
     except ConfigError as err:
@@ -73,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_compare(cfg)
     if args.command == "sft":
         return pipeline.sft_only(cfg)
+    if args.command == "eval" and cfg.eval.benchmarks:
+        return pipeline.eval_benchmarks(cfg, args.model, args.name, args.k)
     if args.command == "eval":
         return pipeline.eval_only(cfg, args.model, args.name, args.k)
     raise AssertionError(args.command)

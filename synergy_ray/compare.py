@@ -65,7 +65,8 @@ def _keep_earlier_wall_times(seconds: dict[str, float], previous_json: Path) -> 
     return {name: earlier.get(name, s) if s < REUSED_BELOW_S else s for name, s in seconds.items()}
 
 
-def _row(report, seconds: float | None) -> dict:
+def accuracy_row(report, seconds: float | None = None) -> dict:
+    """One model's line of the table: accuracy (%) per level and overall, mean tokens, reasoning words."""
     levels = report.per_level_by_level or {}
     row = {"model": report.name, "wall_s": seconds}
     for lv in range(1, 6):
@@ -78,7 +79,7 @@ def _row(report, seconds: float | None) -> dict:
 
 def write_outputs(reports: list, seconds: dict[str, float], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rows = [_row(r, seconds.get(r.name)) for r in reports]
+    rows = [accuracy_row(r, seconds.get(r.name)) for r in reports]
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s |",
@@ -93,23 +94,10 @@ def write_outputs(reports: list, seconds: dict[str, float], out: Path) -> None:
 
 
 def plot_gain(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Per-level gain of every row over the first (the base), drawn by `plots.gain_figure`."""
+    from synergy_ray.plots import gain_figure, save_png
 
     base = rows[0]
-    others = rows[1:]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.8 / max(1, len(others))
-    for i, r in enumerate(others):
-        gains = [(r[f"L{lv}"] or 0) - (base[f"L{lv}"] or 0) for lv in range(1, 6)]
-        ax.bar([lv + (i - (len(others) - 1) / 2) * width for lv in range(1, 6)], gains, width, label=r["model"])
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(1, 6), [f"L{lv}" for lv in range(1, 6)])
-    ax.set_xlabel("difficulty level (from the base model's pass@k)")
-    ax.set_ylabel("accuracy gain over base (points)")
-    ax.legend(fontsize=8, ncol=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    gains = {r["model"]: [None if r[f"L{lv}"] is None or base[f"L{lv}"] is None else r[f"L{lv}"] - base[f"L{lv}"]
+                          for lv in range(1, 6)] for r in rows[1:]}
+    save_png(gain_figure(gains), path, dpi=120)

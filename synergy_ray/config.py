@@ -288,6 +288,17 @@ class CurriculumConfig(Section):
 # ---------------------------------------------------------------- evaluation, serving, cluster
 
 
+BENCHMARK_NAMES = ("mathvision", "mathverse", "mathvista", "mmmu", "mmstar")
+
+
+class BenchmarkConfig(Section):
+    """One of the paper's benchmarks in its authors' level-tagged copy, read from a local directory."""
+
+    name: Literal[BENCHMARK_NAMES]
+    path: str  # directory holding the downloaded files (or one data file)
+    limit: int | None = Field(None, gt=0)  # only the first N published rows, for a quick look
+
+
 class EvalConfig(Section):
     k: int = Field(16, ge=1)  # samples per question; the paper's levels come from pass@16
     temperature: float = Field(0.6, ge=0)
@@ -295,6 +306,7 @@ class EvalConfig(Section):
     top_k: int = Field(20, ge=-1)
     max_tokens: int = Field(4096, gt=0)
     reasoning_words: list[str] = list(REASONING_WORDS)
+    benchmarks: list[BenchmarkConfig] = []  # `eval` runs these instead of the held-out set when given
 
 
 class ServeConfig(Section):

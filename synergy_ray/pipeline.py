@@ -246,3 +246,40 @@ def eval_only(cfg: SynergyConfig, model: str, name: str | None, k: int | None) -
     report = evaluate(model, prepared.eval_path, cfg, name=name, k=k, out_json=prepared.run_dir / "eval" / f"{name}.json")
     print(format_table([report], "level" if report.per_level_by_level else "steps"))
     return 0
+
+
+def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | None, llm=None) -> int:
+    """Evaluate one checkpoint on each of `eval.benchmarks` (the authors' level tags), one vLLM engine for all.
+
+    Each benchmark is converted into `run_dir/benchmarks/<benchmark>` and reported in
+    `run_dir/eval/<benchmark>/<name>.json`, by the published levels. A given `llm` is used and left running.
+    """
+    from synergy_ray.data.benchmarks import prepare_benchmark
+    from synergy_ray.evaluator import _build_eval_llm, evaluate, format_table, release_llm
+
+    import sys
+
+    run_dir = cfg.run_dir.resolve()
+    name = name or Path(model).name
+    prepared = []
+    for bench in cfg.eval.benchmarks:  # convert all first: a missing directory fails before the engine starts
+        try:
+            path, report = prepare_benchmark(bench.name, bench.path, run_dir / "benchmarks" / bench.name,
+                                             bench.limit)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"synergy-ray eval: {err}", file=sys.stderr)
+            return 2
+        print(f"[{bench.name}] {report.summary()}")
+        prepared.append((bench.name, path))
+    write_resolved(cfg, run_dir)
+    engine = llm if llm is not None else _build_eval_llm(model, cfg)
+    try:
+        for bench_name, path in prepared:
+            report = evaluate(model, path, cfg, name=name, k=k, llm=engine,
+                              out_json=run_dir / "eval" / bench_name / f"{name}.json")
+            print(f"\n{bench_name}: {len(report.per_question)} questions x {report.k} samples")
+            print(format_table([report], "level"))
+    finally:
+        if llm is None:
+            release_llm(engine)
+    return 0

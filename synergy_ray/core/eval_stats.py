@@ -48,6 +48,7 @@ class QuestionResult:
     num_truncated: int
     reasoning_words: dict[str, int]  # total occurrences over all samples, per word
     example: str  # one completion kept for inspection: the first correct one, else the first
+    token_counts: list[int] = field(default_factory=list)  # each sample's length; empty in reports written before
 
     @property
     def pass_rate(self) -> float:
@@ -106,6 +107,7 @@ def score_question(
         num_truncated=sum(c.truncated for c in completions),
         reasoning_words=totals,
         example=(correct or completions)[0].text,
+        token_counts=[c.num_tokens for c in completions],
     )
 
 

@@ -57,22 +57,38 @@ def load_user_dataset(
 
     Relative image paths resolve against `image_root`, else the source file's (or folder's) directory.
     """
-    rows, base_dir = _read_rows(source, split)
+    rows, base_dir = read_rows(source, split)
     if not rows:
         raise ValueError(f"{source} has no rows")
-    columns = _resolve_columns(rows, column_map or {})
-    root = Path(image_root) if image_root else base_dir
-    report, kept = LoadReport(), []
+    return convert_rows(rows, column_map or {}, Path(image_root) if image_root else base_dir)
+
+
+def convert_rows(
+    rows: list[dict],
+    column_map: dict[str, str],
+    root: Path | None,
+    report: LoadReport | None = None,
+    extra: datasets.Features | None = None,
+) -> tuple[datasets.Dataset, LoadReport]:
+    """Rows already read into memory, in our schema; the skip-and-count rules of `load_user_dataset`.
+
+    `report` may already hold skips made by the caller (e.g. a benchmark's own checks). `extra` names columns
+    copied verbatim from each row after ours (e.g. a benchmark's `level`), with their features.
+    """
+    columns = _resolve_columns(rows, column_map)
+    report = report if report is not None else LoadReport()
+    features = datasets.Features({**FEATURES, **(extra or {})})
+    kept = []
     for index, row in enumerate(rows):
         item = _convert_row(row, index, columns, root, report)
         if item is not None:
-            kept.append(item)
+            kept.append({**item, **{name: row.get(name) for name in extra or {}}})
     report.kept = len(kept)
-    columns_of_kept = {name: [item[name] for item in kept] for name in FEATURES}  # from_list fails on []
-    return datasets.Dataset.from_dict(columns_of_kept, features=FEATURES), report
+    columns_of_kept = {name: [item[name] for item in kept] for name in features}  # from_list fails on []
+    return datasets.Dataset.from_dict(columns_of_kept, features=features), report
 
 
-def _read_rows(source: str, split: str) -> tuple[list[dict], Path | None]:
+def read_rows(source: str, split: str = "train") -> tuple[list[dict], Path | None]:
     path = Path(source)
     if path.is_file():
         suffix = path.suffix.lower()

@@ -49,7 +49,8 @@ def run_compare(cfg: SynergyConfig) -> int:
         seconds[name] = time.perf_counter() - start
     clock.finish()
     out = prepared.run_dir / "compare"
-    write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out)
+    write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out,
+                  rl_seconds={name: rl_step_seconds(prepared.run_dir, name) for name in reports})
     print((out / "compare.md").read_text())
     return 0
 
@@ -62,7 +63,26 @@ def _keep_earlier_wall_times(seconds: dict[str, float], previous_json: Path) -> 
     if not previous_json.exists():
         return seconds
     earlier = {r["model"]: r["wall_s"] for r in json.loads(previous_json.read_text()) if r.get("wall_s")}
-    return {name: earlier.get(name, s) if s < REUSED_BELOW_S else s for name, s in seconds.items()}
+    return {name: earlier.get(name) if s < REUSED_BELOW_S else s for name, s in seconds.items()}
+
+
+def rl_step_seconds(run_dir: Path, name: str) -> float | None:
+    """The summed step time of a strategy's RL loop from its metrics file (engine start-up not included).
+
+    A resumed run can repeat steps in the file; the last record of each step counts.
+    """
+    path = run_dir / f"{name}_work" / "metrics.jsonl"
+    if not path.exists():
+        return None
+    last = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut off by a crash
+            continue
+        last[row["step"]] = row["timings"]
+    parts = ("generate", "score", "train", "sync")
+    return sum(t.get("step", sum(t.get(k, 0.0) for k in parts)) for t in last.values())
 
 
 def accuracy_row(report, seconds: float | None = None) -> dict:
@@ -77,19 +97,23 @@ def accuracy_row(report, seconds: float | None = None) -> dict:
     return row
 
 
-def write_outputs(reports: list, seconds: dict[str, float], out: Path) -> None:
+def write_outputs(reports: list, seconds: dict[str, float | None], out: Path,
+                  rl_seconds: dict[str, float | None] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rows = [accuracy_row(r, seconds.get(r.name)) for r in reports]
+    rows = [accuracy_row(r, seconds.get(r.name)) | {"rl_steps_s": (rl_seconds or {}).get(r.name)} for r in reports]
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-    lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s | RL steps s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         cells = [fmt(r[f"L{lv}"], ".1f") for lv in range(1, 6)]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['all']:.1f} | {r['tokens']:.0f} | "
-                     f"{r['reasoning_words']:.2f} | {fmt(r['wall_s'], '.0f')} |")
-    (out / "compare.md").write_text("Accuracy (%) by level (levels from the base model's pass@k)\n\n"
-                                    + "\n".join(lines) + "\n")
+                     f"{r['reasoning_words']:.2f} | {fmt(r['wall_s'], '.0f')} | {fmt(r['rl_steps_s'], '.0f')} |")
+    (out / "compare.md").write_text(
+        "Accuracy (%) by level (levels from the base model's pass@k). `train wall s`: the time this invocation "
+        "spent on the strategy's own phases and their evaluations (`-`: every checkpoint was reused from an earlier "
+        "invocation); `RL steps s`: the summed step time of its RL loop from its metrics file.\n\n"
+        + "\n".join(lines) + "\n")
     plot_gain(rows, out / "gain_over_base.png")
 
 

@@ -140,7 +140,7 @@ def loss_on_both(batch, model, advantages, device) -> dict:
         logp = lp_fp32.detach().to(where).requires_grad_(True)
         loss, _ = loss_of(logp, ref.to(where), given.to(where), sampled.to(where), advantages.to(where))
         loss.backward()
-        out[where.type] = (float(loss), logp.grad.detach().cpu())
+        out[where.type] = (float(loss.detach()), logp.grad.detach().cpu())
     mask = (given + sampled) > 0
     return {
         "loss_device": out[device.type][0], "loss_cpu": out["cpu"][0],
@@ -160,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sft-tokens", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (the loss stays eager)")
     ap.add_argument("--out", default=None, help="write the JSON record here")
     args = ap.parse_args(argv)
     if args.preset == "tiny" and args.seq_len == 1024:
@@ -172,6 +173,8 @@ def main(argv=None) -> int:
     batch = make_batch(shape, processor, args.batch, args.seq_len, args.sft_tokens, device)
     advantages = torch.where(torch.arange(args.batch) % 2 == 0, 1.0, -1.0).to(device)
     check = loss_on_both(batch, model, advantages, device)
+    if args.compile:
+        model = torch.compile(model)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = timed_steps(model, batch, advantages, args.steps, args.warmup, device, autocast=True)
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/gpu_learner.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": card, "torch": torch.__version__, "cuda": torch.version.cuda,
-        "preset": args.preset, "shape": shape.model_dump(), "parameters": n_params,
+        "preset": args.preset, "compiled": args.compile, "shape": shape.model_dump(), "parameters": n_params,
         "batch": args.batch, "seq_len": args.seq_len, "image_tokens": shape.image_tokens, "prompt_tokens": batch[4],
         "step_seconds": times, "step_seconds_median": step_s, "tokens_per_s": tokens / step_s,
         "model_flops_per_token": flops_per_token,
@@ -192,7 +195,8 @@ def main(argv=None) -> int:
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "core_loss_check": check,
     }
-    print(f"{card}: {n_params / 1e6:.0f}M parameters, batch {args.batch} x {args.seq_len} tokens")
+    print(f"{card}: {n_params / 1e6:.0f}M parameters, batch {args.batch} x {args.seq_len} tokens"
+          + (", torch.compile" if args.compile else ""))
     print(f"  step {step_s * 1000:.1f} ms (median of {len(times)}), {tokens / step_s:,.0f} tokens/s"
           + ("" if record["mfu"] is None else f", MFU {100 * record['mfu']:.1f}%")
           + ("" if record["peak_memory_gib"] is None else f", peak memory {record['peak_memory_gib']:.1f} GiB"))

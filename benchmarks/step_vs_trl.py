@@ -19,16 +19,14 @@ fixture do), so rewards vary and the reward curves of both sides are comparable;
 `small` is randomly initialised (a warm-up would cost minutes per run): its rewards are zero on both sides, and
 completions are held at exactly `--small-tokens` (min = max tokens) so both sides do the same work.
 
-Threads: Ray gives each actor OMP_NUM_THREADS equal to its CPU share (1 of 2 cores here). In a synchronous step
-the roles take turns, so this benchmark lets every role use all cores (OMP_NUM_THREADS = cores, `--role-threads`)
-like the single TRL process does; `--role-threads 0` keeps Ray's default to measure the configured behaviour.
+Threads and niceness: every process gets OMP_NUM_THREADS=`--threads` (default 1) and Ray workers run at
+niceness 0 like TRL's process; benchmarks.workload.quiet_env says why.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -68,8 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--small-tokens", type=int, default=256)
     p.add_argument("--small-steps", type=int, default=3, help="measured steps at the small size (after 1 warm-up)")
     p.add_argument("--no-trl-vllm", action="store_true", help="skip the TRL + vLLM colocate attempt")
-    p.add_argument("--role-threads", type=int, default=os.cpu_count(), help="OMP_NUM_THREADS for every Ray role "
-                   "(0 = Ray's default: the actor's CPU share)")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process, both sides")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--work-dir", default="runs/bench")
     args = p.parse_args(argv)
@@ -102,7 +99,7 @@ def prepare_size(size: str, shape: Shape, args):
                  f"rollout.max_num_seqs={max(shape.prompts * shape.group, 8)}",
                  f"learner.micro_batch_size={shape.micro_batch}", f"learner.lr={args.lr}",
                  # a short-answer warm-up (tiny only) that gives GRPO a reward signal, like the smoke_base fixture
-                 "model.make_base.epochs=40", "model.make_base.batch_size=16", "model.make_base.micro_batch_size=16",
+                 "model.make_base.epochs=3", "model.make_base.batch_size=16", "model.make_base.micro_batch_size=16",
                  "model.make_base.lr=3e-3"]
     cfg = bench_config(size, args.work_dir, overrides)
     prepared = pipeline.prepare(cfg)
@@ -208,10 +205,8 @@ def print_tables(results: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    quiet_env()
-    if args.role_threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.role_threads)  # inherited by Ray's workers and TRL's process
-    results, settings = {}, {"role_threads": args.role_threads or "ray default", "lr": args.lr, "sizes": {}}
+    quiet_env(args.threads)
+    results, settings = {}, {"threads": args.threads, "lr": args.lr, "sizes": {}}
     for size in args.sizes:
         shape = shapes(args)[size]
         cfg, prepared, start_model = prepare_size(size, shape, args)

@@ -27,10 +27,23 @@ def bench_config(size: str, work_dir: str | Path, overrides: list[str] = ()):
     shape = [f"model.build_tiny.{k}={v}" for k, v in SIZES[size].items()]
     return load_config("configs/demo_cpu.yaml", [
         f"run.output_dir={work}", f"run.name={size}", f"model.path={work / size / 'model_init'}",
-        "data.num_per_level=40", "data.eval_per_level=4", *shape, *overrides])
+        "data.num_per_level=160", "data.eval_per_level=4", *shape, *overrides])
 
 
-def quiet_env() -> None:
-    """Environment every benchmark process sets before importing vLLM or Ray."""
+def quiet_env(threads: int) -> None:
+    """Environment every benchmark process sets before importing vLLM, Ray or TRL; children inherit it.
+
+    Threads: every process (bare vLLM, each Ray role, TRL's trainer) gets OMP_NUM_THREADS=`threads` (Ray then
+    leaves it alone). The default of one thread is for a machine shared with other jobs: there, an OpenMP team
+    wider than the free cores spins at every barrier waiting for a descheduled thread, and a step slows down
+    by an order of magnitude (TRL's tiny step measured 5 s with two threads and 0.2 s with one, load ~8 on 2
+    cores). On a dedicated machine pass the core count; both sides of every comparison get the same value.
+
+    Niceness: Ray starts its workers at niceness 15 by default while this process (bare vLLM, TRL) runs at 0,
+    which on a shared machine alone gives the actors a smaller share of the cores; worker niceness 0 puts every
+    arm on equal terms.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("RAY_worker_niceness", "0")

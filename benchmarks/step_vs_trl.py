@@ -37,7 +37,7 @@ from pathlib import Path
 from benchmarks.common import format_table, median, ratio, write_result
 from benchmarks.workload import bench_config, quiet_env
 
-SPLIT_KEYS = ("generate", "score", "train", "sync", "health_check", "overhead")
+SPLIT_KEYS = ("generate", "score", "train", "sync", "sync_engine_load", "health_check", "overhead")
 
 
 @dataclass(frozen=True)

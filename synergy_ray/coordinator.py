@@ -48,6 +48,7 @@ class Coordinator:
         self.long_cot = table.get("long_cot") or []
         self._expert_cache: dict[int, list[int]] = {}
         self.step_index, self.version = 0, 0
+        self.last_engine_load_s = 0.0  # seconds the latest sync spent loading weights into vLLM (slowest engine)
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
         self.strategy = strategies.build(cfg)
         from transformers import AutoTokenizer
@@ -179,6 +180,7 @@ class Coordinator:
         t = time.perf_counter()
         if sync:
             self.sync_weights()
+            timings["sync_engine_load"] = self.last_engine_load_s  # inside "sync", not added to the step twice
         timings["sync"] = time.perf_counter() - t
         t = time.perf_counter()
         gap = self.sync_gap(rollouts[: min(4, len(rollouts))])
@@ -273,7 +275,8 @@ class Coordinator:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
         self.version += 1
         weights = self._ray.put(self._current_weights())
-        self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
+        seconds = self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
+        self.last_engine_load_s = max(seconds, default=0.0)  # the part of a sync spent loading into vLLM
 
     def sync_gap(self, rollouts: list[Rollout]) -> float | None:
         """Mean |generator log-prob - learner log-prob| on the same tokens, under the weights just synced."""

@@ -65,7 +65,7 @@ def machine() -> dict[str, Any]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 info["ram_gib"] = round(int(line.split()[1]) / 1024**2, 1)
-        info["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+        info["load_avg_when_written"] = [round(x, 2) for x in os.getloadavg()]  # 1, 5, 15 min; others share the machine
     except OSError:
         pass
     info["gpu"] = None

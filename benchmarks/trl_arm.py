@@ -80,13 +80,30 @@ def run(spec: dict) -> dict:
     clock = StepClock()
     trainer = GRPOTrainer(model=model, reward_funcs=[reward_fn], args=args, processing_class=processor,
                           train_dataset=_dataset(spec["train_path"], spec["prompt_suffix"], None), callbacks=[clock])
+    generate_seconds = _time_generation(trainer)
     started = time.perf_counter()
     trainer.train()
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    return {"step_seconds": clock.walls, "reward": [h["reward"] for h in logs],
+    return {"step_seconds": clock.walls, "generate_seconds": generate_seconds, "reward": [h["reward"] for h in logs],
             "completion_length": [h.get("completions/mean_length") for h in logs],
             "train_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
             "generation": "vllm colocate" if spec["use_vllm"] else "transformers generate"}
+
+
+def _time_generation(trainer) -> list[float]:
+    """Seconds of each of the trainer's generation calls (its `_generate`: sampling only, no scoring or training),
+    filled in as it trains; the rest of a step is scoring, log-probs and the optimiser."""
+    seconds: list[float] = []
+    generate = trainer._generate
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        out = generate(*args, **kwargs)
+        seconds.append(time.perf_counter() - t)
+        return out
+
+    trainer._generate = timed
+    return seconds
 
 
 def main(argv=None) -> int:

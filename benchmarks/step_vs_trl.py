@@ -171,6 +171,8 @@ def summarize(size_results: dict, warmup: int) -> dict:
         res = size_results.get(arm)
         if res and "error" not in res and len(res["step_seconds"]) > warmup:
             out[f"{arm}_step_median_s"] = median(res["step_seconds"][warmup:])
+            if len(res.get("generate_seconds", [])) > warmup:  # TRL's sampling alone, for the time split
+                out[f"{arm}_generate_median_s"] = median(res["generate_seconds"][warmup:])
             out[f"ratio_synergy_to_{arm}"] = ratio(out["synergy_step_median_s"], out[f"{arm}_step_median_s"])
             out["reward_curves"][arm] = res["reward"]
     return out
@@ -184,6 +186,10 @@ def print_tables(results: dict) -> None:
                      s.get("trl_vllm_step_median_s"), s.get("ratio_synergy_to_trl_vllm")])
     print(format_table(["size", "synergy-ray s/step", "TRL s/step", "ratio (goal <= 0.33)", "TRL+vLLM s/step",
                         "ratio to TRL+vLLM"], rows))
+    print("\ngeneration alone (median s/step):")
+    print(format_table(["size", "synergy-ray (vLLM actor)", "TRL"], [
+        [size, r["summary"]["synergy_time_split"]["generate"]["seconds"], r["summary"].get("trl_generate_median_s")]
+        for size, r in results.items()]))
     for size, r in results.items():
         split = r["summary"]["synergy_time_split"]
         print(f"\nsynergy-ray time split, {size} (median seconds, share of the median step):")

@@ -42,8 +42,12 @@ def quiet_env(threads: int) -> None:
     Niceness: Ray starts its workers at niceness 15 by default while this process (bare vLLM, TRL) runs at 0,
     which on a shared machine alone gives the actors a smaller share of the cores; worker niceness 0 puts every
     arm on equal terms.
+
+    Ray: `RAY_ADDRESS=local` makes `ray.init` start the benchmark's own Ray even when another local Ray is
+    running on the machine (without it, `ray.init()` joins the latest one it finds).
     """
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("RAY_worker_niceness", "0")
+    os.environ.setdefault("RAY_ADDRESS", "local")

@@ -87,12 +87,14 @@ def versions() -> dict[str, str | None]:
 
 
 def write_result(name: str, settings: dict[str, Any], results: dict[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
-    """benchmarks/results/<name>.json with the run's context around `results`; returns the path."""
+    """benchmarks/results/<name>.json with the run's context around `results`; returns the path.
+
+    `--quick` runs pass a name ending in `_quick`, so they never overwrite a full run's results."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}", *sys.argv[1:]]),
+        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
         "machine": machine(), "versions": versions(), "settings": settings, "results": results,
     }
     path = out_dir / f"{name}.json"

@@ -125,7 +125,8 @@ def main(argv=None) -> dict:
                 "enforce_eager": r.enforce_eager, "cpus_per_generator": cfg.cluster.cpus_per_generator,
                 "threads": args.threads,
                 "order": "bare_alone first, then " + " ".join(ARMS) + " repeated"}
-    path = write_result("rollout_overhead", settings, {**summary, "runs": runs, "peak_rss_mib": memory})
+    path = write_result("rollout_overhead" + ("_quick" if args.quick else ""), settings,
+                        {**summary, "runs": runs, "peak_rss_mib": memory})
     print(f"wrote {path}")
     for a in actors.values():
         ray.kill(a)

@@ -225,7 +225,7 @@ def main(argv=None) -> dict:
         r["summary"] = summarize(r, shape.warmup)
         results[size] = r
     print_tables(results)
-    path = write_result("step_vs_trl", settings, results)
+    path = write_result("step_vs_trl" + ("_quick" if args.quick else ""), settings, results)
     print(f"wrote {path}")
     return results
 

@@ -28,8 +28,8 @@ def test_table_formats_floats_and_missing_values():
 
 
 def test_rollout_summary_ratios_against_bare_vllm():
-    runs = {"bare": [{"tokens": 100, "seconds": 1.0}, {"tokens": 100, "seconds": 0.5}, {"tokens": 100, "seconds": 2.0}],
-            "actor": [{"tokens": 100, "seconds": 2.0}, {"tokens": 100, "seconds": 1.0}, {"tokens": 100, "seconds": 4.0}]}
+    runs = {arm: [{"tokens": 100, "seconds": s} for s in seconds]
+            for arm, seconds in {"bare": (1.0, 0.5, 2.0), "actor": (2.0, 1.0, 4.0)}.items()}
     s = summarize(runs)
     assert s["tokens_per_s_median"] == {"bare": 100.0, "actor": 50.0}
     assert s["ratio_to_bare"] == {"bare": 1.0, "actor": 0.5}

@@ -10,7 +10,7 @@ completion length, learning rate and one optimiser update per step (settings in 
 * TRL with transformers generation, and TRL with `use_vllm=True, vllm_mode="colocate"` (recorded as an error if
   it cannot run here), each in its own subprocess (benchmarks.trl_arm), steps timed by a trainer callback.
 
-The first `--warmup` steps of every side are dropped (compilation, caches, allocator growth); the rest give
+The first step of every side is a warm-up and is dropped (caches, allocator growth); the rest give
 medians. Sides run one after the other (one side's engines would otherwise compete for the 2 cores); drift over
 the run is therefore not cancelled, so compare ratios from one invocation only.
 

@@ -123,6 +123,7 @@ class RolloutConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(-1, ge=-1)  # -1 = off
     max_tokens: int = Field(4096, gt=0)
+    min_tokens: int = Field(0, ge=0)  # the end token is held back until this many (benchmarks fix lengths with it)
     num_generators: int = Field(1, ge=1)
     min_generators: int = Field(1, ge=1)
     max_generators: int = Field(1, ge=1)
@@ -137,6 +138,8 @@ class RolloutConfig(Section):
     def _pool_bounds(self) -> RolloutConfig:
         if not self.min_generators <= self.num_generators <= self.max_generators:
             raise ValueError("num_generators: need min_generators <= num_generators <= max_generators")
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens: {self.min_tokens} exceeds max_tokens ({self.max_tokens})")
         return self
 
 

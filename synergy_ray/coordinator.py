@@ -21,6 +21,7 @@ from typing import Any
 from synergy_ray.config import SynergyConfig
 from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
 
+ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step's parts timed around role calls
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
 
 
@@ -47,6 +48,7 @@ class Coordinator:
         self.long_cot = table.get("long_cot") or []
         self._expert_cache: dict[int, list[int]] = {}
         self.step_index, self.version = 0, 0
+        self.last_engine_load_s = 0.0  # seconds the latest sync spent loading weights into vLLM (slowest engine)
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
         self._ready: tuple[list[str], list[Rollout]] | None = None  # async mode: the next step's rollouts
         self.strategy = strategies.build(cfg)
@@ -184,7 +186,7 @@ class Coordinator:
         """
         c = self.cfg
         timings: dict[str, float] = {}
-        t = time.perf_counter()
+        t = step_start = time.perf_counter()
         if self._ready is None:
             qids, prompts = self._draw()
             rollouts = self._generate(prompts)
@@ -216,8 +218,15 @@ class Coordinator:
         t = time.perf_counter()
         if sync:
             self.sync_weights()
+            timings["sync_engine_load"] = self.last_engine_load_s  # inside "sync", not added to the step twice
         timings["sync"] = time.perf_counter() - t
+        t = time.perf_counter()
         gap = self.sync_gap(rollouts[: min(4, len(rollouts))])
+        timings["health_check"] = time.perf_counter() - t
+        # Everything not inside a role call: sampling prompts, sorting, advantages and routing, Ray hops.
+        timings["step"] = time.perf_counter() - step_start
+        waited = timings.get("generate_wait", 0.0)  # async mode: the rest of the next step's generation
+        timings["overhead"] = timings["step"] - waited - sum(timings[k] for k in ROLE_TIMINGS)
 
         self.step_index += 1
         stats = self._stats(rollouts, rewards, timings, learner_stats, gap)
@@ -306,7 +315,8 @@ class Coordinator:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
         self.version += 1
         weights = self._ray.put(self._current_weights())
-        self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
+        seconds = self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
+        self.last_engine_load_s = max(seconds, default=0.0)  # the part of a sync spent loading into vLLM
 
     def sync_gap(self, rollouts: list[Rollout]) -> float | None:
         """Mean |generator log-prob - learner log-prob| on the same tokens, under the weights just synced."""
@@ -402,6 +412,20 @@ class Coordinator:
     def export(self, path: str) -> str:
         self._ray.get([w.export_hf.remote(path) for w in self.learner.workers])
         return path
+
+    def peak_rss(self) -> dict[str, dict[str, float]]:
+        """Peak memory (MiB) per role: coordinator, each generator (vLLM processes included), learner ranks,
+        verifiers (scoring children included); see synergy_ray.profiling."""
+        from synergy_ray.profiling import peak_rss_mib
+
+        out = {"coordinator": peak_rss_mib()}
+        for i, g in enumerate(self.generators):
+            out[f"generator-{i}"] = self._ray.get(g.peak_rss.remote())
+        for i, w in enumerate(self.learner.workers):
+            out[f"learner-{i}"] = self._ray.get(w.peak_rss.remote())
+        for i, v in enumerate(self.verifiers.actors):
+            out[f"verifier-{i}"] = self._ray.get(v.peak_rss.remote())
+        return out
 
     def generator_handles(self) -> list:
         return list(self.generators)

@@ -92,7 +92,8 @@ class Generator:
             requests.append(request)
         params = SamplingParams(
             n=n, temperature=r.temperature if temperature is None else temperature, top_p=r.top_p, top_k=r.top_k,
-            max_tokens=max_tokens or r.max_tokens, logprobs=0, seed=seed,
+            max_tokens=max_tokens or r.max_tokens, min_tokens=min(r.min_tokens, max_tokens or r.max_tokens),
+            logprobs=0, seed=seed,
         )
         outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
         rollouts, tokens, replaced = [], 0, 0
@@ -153,3 +154,9 @@ class Generator:
 
     def weight_version(self) -> int:
         return self.version
+
+    def peak_rss(self) -> dict[str, float]:
+        """Peak memory (MiB) of this actor and its vLLM engine processes (see synergy_ray.profiling)."""
+        from synergy_ray.profiling import peak_rss_mib
+
+        return peak_rss_mib()

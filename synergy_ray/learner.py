@@ -256,6 +256,12 @@ class LearnerWorker:
     def ready(self) -> bool:
         return True
 
+    def peak_rss(self) -> dict[str, float]:
+        """Peak memory (MiB) of this rank's process (see synergy_ray.profiling)."""
+        from synergy_ray.profiling import peak_rss_mib
+
+        return peak_rss_mib()
+
 
 def _merged_lora_state(model) -> dict[str, torch.Tensor]:
     out = {}

@@ -228,6 +228,12 @@ class Verifier:
     def close(self) -> None:
         self.scorer.close()
 
+    def peak_rss(self) -> dict[str, float]:
+        """Peak memory (MiB) of this actor and its scoring child (see synergy_ray.profiling)."""
+        from synergy_ray.profiling import peak_rss_mib
+
+        return peak_rss_mib()
+
 
 class VerifierPool:
     """Verifier actors held by the coordinator; `score` deals items round-robin and returns them in input order."""

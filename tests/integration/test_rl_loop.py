@@ -40,12 +40,23 @@ def test_two_steps_end_to_end_with_two_mini_batches(coordinator, ray_local):
     for h in history:
         assert 0.0 <= h["reward_mean"] <= 1.0
         assert h["learner"]["updates"] == 2.0  # prompt_batch 4 / mini_batch 2
-        assert set(h["timings"]) >= {"generate", "score", "train", "sync"}
+        assert set(h["timings"]) >= {"generate", "score", "train", "sync", "health_check", "overhead"}
+        assert 0 <= h["timings"]["overhead"] < h["timings"]["step"]  # the parts never exceed the whole
+        assert h["timings"]["sync_engine_load"] <= h["timings"]["sync"]
         # Right after a sync vLLM and the learner agree on the log-probs of the same tokens.
         assert h["sync_logprob_gap"] is not None and h["sync_logprob_gap"] < 2e-3, h["sync_logprob_gap"]
     lines = (work / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2]
     assert any((work / "tensorboard").iterdir())
+
+
+def test_peak_memory_is_reported_per_role(coordinator, ray_local):
+    handle, _ = coordinator
+    mem = ray_local.get(handle.peak_rss.remote())
+    assert set(mem) == {"coordinator", "generator-0", "generator-1", "learner-0", "verifier-0"}
+    # A generator's engine lives in processes it spawned (engine core, worker): they must be counted.
+    assert mem["generator-0"]["children"] > mem["verifier-0"]["children"] > 0
+    assert all(m["total"] >= m["self"] > 0 for m in mem.values())
 
 
 def test_skipping_the_sync_shows_a_large_gap(coordinator, ray_local):

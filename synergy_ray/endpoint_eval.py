@@ -102,5 +102,10 @@ def evaluate_endpoint(
     t0 = time.perf_counter()
     samples = sample_completions_via_endpoint(client, model, rows, cfg, k, concurrency or cfg.eval.concurrency)
     generate_s = time.perf_counter() - t0
-    return build_report(rows, samples, cfg, name or model, f"{endpoint.rstrip('/')}#{model}", k, start,
-                        generate_s, out_json)
+    name = name or served_report_name(model)
+    return build_report(rows, samples, cfg, name, f"{endpoint.rstrip('/')}#{model}", k, start, generate_s, out_json)
+
+
+def served_report_name(model: str) -> str:
+    """`<model>-served`: never the offline report's name, which a run's stages reuse when it exists."""
+    return model.replace("/", "_") + "-served"

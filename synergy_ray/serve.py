@@ -62,6 +62,7 @@ class ModelServer:
         from jinja2 import TemplateError
         from vllm import SamplingParams
         from vllm.exceptions import VLLMClientError
+        from vllm.sampling_params import RequestOutputKind
 
         from synergy_ray.model.prompting import chat_text, response_as_written
 
@@ -76,7 +77,8 @@ class ModelServer:
             request["multi_modal_data"] = {"image": images[0] if len(images) == 1 else images}
         final = None
         try:
-            params = SamplingParams(**sampling)
+            # FINAL_ONLY: one output holding all n completions (streamed outputs carry one child at a time).
+            params = SamplingParams(**sampling, output_kind=RequestOutputKind.FINAL_ONLY)
             async for output in self.engine.generate(request, params, request_id=uuid.uuid4().hex):
                 final = output
         except (ValueError, VLLMClientError) as err:  # vLLM's request checks: prompt too long, bad parameters

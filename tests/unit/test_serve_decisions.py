@@ -239,3 +239,40 @@ def test_a_plan_that_cannot_be_placed_is_refused():
         check_fits(5, serve, cluster_cpus=2, cluster_gpus=0)
     with pytest.raises(ValueError, match="serve.gpus_per_replica"):
         check_fits(1, ServeConfig(gpus_per_replica=1), cluster_cpus=8, cluster_gpus=0)
+
+
+# ---------------------------------------------------------------- the client side of eval --endpoint
+
+
+def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
+    """What `eval --endpoint` sends, parsed and rendered the way the server does, is the training prompt."""
+    import json
+
+    from synergy_ray.config import PAPER_PROMPT_SUFFIX, TinyVLMConfig
+    from synergy_ray.endpoint_eval import question_messages
+    from synergy_ray.model.prompting import chat_text, prompt_text
+    from synergy_ray.model.tiny_vlm import build_processor
+
+    processor = build_processor(TinyVLMConfig())
+    image = Image.new("RGB", (32, 32), (10, 200, 30))
+    row = {"question": "What is the green digit?", "image": image}
+    body = json.dumps({"model": "m", "messages": question_messages(row, PAPER_PROMPT_SUFFIX)}).encode()
+    messages, urls = template_messages(parse_request(body))
+    assert chat_text(processor, messages) == prompt_text(processor, row["question"], PAPER_PROMPT_SUFFIX)
+    assert load_image(urls[0], ImagePolicy.create([], 4096)).tobytes() == image.tobytes()
+
+
+def test_the_served_report_never_takes_the_offline_name():
+    from synergy_ray.endpoint_eval import served_report_name
+
+    assert served_report_name("base") == "base-served" and served_report_name("demo/rl") == "demo_rl-served"
+
+
+def test_cli_refuses_what_it_cannot_serve_before_starting_ray(tmp_path, capsys):
+    from synergy_ray.cli import main
+
+    assert main(["serve", str(tmp_path / "missing"), "--config", "configs/smoke_cpu.yaml"]) == 2
+    assert "missing: no such directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "configs/smoke_cpu.yaml"])
+    assert info.value.code == 2 and "--model DIR is required (or --endpoint URL" in capsys.readouterr().err

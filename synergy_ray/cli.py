@@ -36,16 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(sub.add_parser("compare", help="base, SFT, RL and every combination, one table by level"))
     ev = sub.add_parser("eval", help="offline evaluation by level of a checkpoint on the run's held-out set")
     _add_config_args(ev)
-    ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
+    ev.add_argument("--model", default=None,
+                    help="checkpoint directory (or hub name); with --endpoint, the served model's name")
     ev.add_argument("--name", default=None, help="report name (default: the checkpoint's directory name)")
     ev.add_argument("--k", type=int, default=None, help="samples per question (default eval.k)")
     ev.add_argument("--benchmark", action="append", type=_benchmark_arg, default=[], metavar="NAME=PATH",
                     help="evaluate on a level-tagged benchmark (mathvision, mathverse, mathvista, mmmu, mmstar) "
                          "from a local directory instead of the held-out set; repeatable")
+    ev.add_argument("--endpoint", default=None,
+                    help="evaluate through a served OpenAI-compatible API at this base URL (http://HOST:PORT/v1)")
+    ev.add_argument("--concurrency", type=int, default=None,
+                    help="requests in flight with --endpoint (default eval.concurrency)")
     rep = sub.add_parser("report", help="an HTML or Markdown page of plots from one or more run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with eval/*.json)")
     rep.add_argument("--out", default=None, help="output directory (default RUN_DIR/report of the first run)")
     rep.add_argument("--format", choices=("html", "md"), default="html", help="page format (default html)")
+    sv = sub.add_parser("serve", help="serve checkpoints behind an OpenAI-compatible API (Ray Serve + vLLM)")
+    sv.add_argument("paths", nargs="+", metavar="DIR", help="checkpoint directories or run directories")
+    sv.add_argument("--config", default=None,
+                    help="YAML config (default: the run directory's config.resolved.yaml, else built-in defaults)")
+    sv.add_argument("--port", type=int, default=None, help="HTTP port (default serve.port)")
+    sv.add_argument("--name", action="append", default=None, dest="names",
+                    help="model name for each DIR in order (prefix for a run directory's models)")
+    sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="dotted config override, e.g. --set serve.num_replicas=2")
     return parser
 
 
@@ -56,6 +70,17 @@ def _benchmark_arg(text: str) -> dict:
     return {"name": name.strip(), "path": path.strip()}
 
 
+def _serve_config_path(paths: list[str]) -> str | None:
+    """The config a run directory was made with, so `serve runs/demo` uses that run's engine settings."""
+    from pathlib import Path
+
+    for path in paths:
+        for candidate in (Path(path) / "config.resolved.yaml", Path(path).parent / "config.resolved.yaml"):
+            if candidate.is_file():
+                return str(candidate)
+    return None
+
+
 def _load(args: argparse.Namespace) -> SynergyConfig:
     overrides = list(args.overrides)
     if getattr(args, "benchmark", None):  # validated with the config: an unknown name is refused here
@@ -64,11 +89,16 @@ def _load(args: argparse.Namespace) -> SynergyConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "report":  # reads finished runs; no config
         from synergy_ray.report import run_report
 
         return run_report(args.run_dirs, args.out, args.format)
+    if args.command == "eval" and args.model is None and args.endpoint is None:
+        parser.error("eval: --model DIR is required (or --endpoint URL to evaluate a served model)")
+    if args.command == "serve" and args.config is None:
+        args.config = _serve_config_path(args.paths)
     try:
         cfg = _load(args)
     except ConfigError as err:
@@ -95,10 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         return run_compare(cfg)
     if args.command == "sft":
         return pipeline.sft_only(cfg)
+    if args.command == "eval" and args.endpoint is not None:
+        return pipeline.eval_endpoint(cfg, args.endpoint, args.model, args.name, args.k, args.concurrency)
     if args.command == "eval" and cfg.eval.benchmarks:
         return pipeline.eval_benchmarks(cfg, args.model, args.name, args.k)
     if args.command == "eval":
         return pipeline.eval_only(cfg, args.model, args.name, args.k)
+    if args.command == "serve":
+        from synergy_ray.serve import run_serve
+
+        try:
+            return run_serve(cfg, args.paths, args.names, args.port)
+        except ValueError as err:
+            print(f"synergy-ray: {err}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
     raise AssertionError(args.command)
 
 

@@ -310,6 +310,7 @@ class EvalConfig(Section):
     max_tokens: int = Field(4096, gt=0)
     reasoning_words: list[str] = list(REASONING_WORDS)
     benchmarks: list[BenchmarkConfig] = []  # `eval` runs these instead of the held-out set when given
+    concurrency: int = Field(8, ge=1)  # requests in flight when evaluating through a served endpoint
 
 
 class ServeConfig(Section):
@@ -321,6 +322,16 @@ class ServeConfig(Section):
     api_key_env: str | None = None  # name of the environment variable holding the bearer key
     allowed_image_dirs: list[str] = []
     max_image_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    cpus_per_replica: float = Field(1.0, ge=0)  # Ray CPUs per model replica (fractions let small models share)
+    gpus_per_replica: float = Field(0.0, ge=0)
+    target_ongoing_requests: float = Field(4.0, gt=0)  # autoscaling target per replica (min < max replicas)
+    max_ongoing_requests: int = Field(16, gt=0)  # per replica; vLLM batches these together, more wait in line
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> ServeConfig:
+        if not self.min_replicas <= self.num_replicas <= self.max_replicas:
+            raise ValueError("num_replicas: need min_replicas <= num_replicas <= max_replicas")
+        return self
 
 
 class ClusterConfig(Section):

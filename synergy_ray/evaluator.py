@@ -32,11 +32,9 @@ from synergy_ray.core.eval_stats import (
 
 __all__ = [
     "Completion", "QuestionResult", "LevelStats", "EvalReport", "sample_completions", "score_questions",
-    "summarize_by_level", "assign_levels_to_dataset", "evaluate", "format_table", "save_report", "load_report",
+    "summarize_by_level", "assign_levels_to_dataset", "evaluate", "build_report", "format_table", "save_report",
+    "load_report", "load_dataset",
 ]
-
-THINK_OPEN = "<think>"
-
 
 @dataclass
 class EvalReport:
@@ -71,7 +69,7 @@ def sample_completions(
     """
     from vllm import SamplingParams
 
-    from synergy_ray.model.prompting import prompt_text
+    from synergy_ray.model.prompting import prompt_text, response_as_written
 
     requests, params = [], []
     for row in rows:
@@ -83,17 +81,14 @@ def sample_completions(
         params.append(SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=top_k,
                                      max_tokens=max_tokens))
     outputs = llm.generate(requests, params, use_tqdm=False)
-    samples = []
-    for request, out in zip(requests, outputs):
-        prefix = THINK_OPEN if request["prompt"].rstrip().endswith(THINK_OPEN) else ""
-        samples.append([Completion(prefix + c.text, len(c.token_ids), c.finish_reason) for c in out.outputs])
-    return samples
+    return [[Completion(response_as_written(request["prompt"], c.text), len(c.token_ids), c.finish_reason)
+             for c in out.outputs] for request, out in zip(requests, outputs)]
 
 
 # ---------------------------------------------------------------- data
 
 
-def _load_dataset(data_path: str | os.PathLike):
+def load_dataset(data_path: str | os.PathLike):
     import datasets
 
     ds = datasets.load_from_disk(str(data_path))
@@ -114,7 +109,7 @@ def assign_levels_to_dataset(
     """
     import datasets
 
-    ds = _load_dataset(data_path)
+    ds = load_dataset(data_path)
     by_id = {r.id: assign_level(r.num_correct, r.num_samples) for r in results}
     ids = ds["id"]
     missing = [i for i in ids if i not in by_id]
@@ -155,11 +150,11 @@ def evaluate(
     start = time.perf_counter()
     ev = cfg.eval
     k = k or ev.k
-    rows = list(_load_dataset(data_path))
+    rows = list(load_dataset(data_path))
     processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
     own_engine = llm is None
     if own_engine:
-        llm = _build_eval_llm(model_path, cfg)
+        llm = build_eval_llm(model_path, cfg)
     try:
         t0 = time.perf_counter()
         samples = sample_completions(llm, processor, rows, cfg.data.prompt_suffix, k, ev.temperature, ev.top_p,
@@ -169,11 +164,25 @@ def evaluate(
         if own_engine:
             release_llm(llm)
             llm = None
+    return build_report(rows, samples, cfg, name, str(model_path), k, start, generate_s, out_json)
+
+
+def build_report(
+    rows: Sequence[dict], samples: Sequence[Sequence[Completion]], cfg: SynergyConfig, name: str, model_path: str,
+    k: int, start: float, generate_s: float, out_json: str | os.PathLike | None = None,
+) -> EvalReport:
+    """Score k completions per row with the training reward and summarise them by level and by steps.
+
+    The one scoring path: offline evaluation (`evaluate`) and evaluation through a served endpoint
+    (`endpoint_eval`) differ only in how they obtained `samples`. `start` is the caller's `perf_counter()` at
+    its beginning, so `wall_s` covers the whole evaluation.
+    """
+    ev = cfg.eval
     results = score_questions(rows, samples, cfg.reward.accuracy_weight, cfg.reward.format_weight,
                               ev.reasoning_words)
     has_levels = all(r.level is not None for r in results)
     report = EvalReport(
-        name=name, model_path=str(model_path), k=k, temperature=ev.temperature, top_p=ev.top_p, top_k=ev.top_k,
+        name=name, model_path=model_path, k=k, temperature=ev.temperature, top_p=ev.top_p, top_k=ev.top_k,
         max_tokens=ev.max_tokens, per_question=results,
         per_level_by_steps=summarize_by_level(results, "steps"),
         per_level_by_level=summarize_by_level(results, "level") if has_levels else None,
@@ -184,7 +193,7 @@ def evaluate(
     return report
 
 
-def _build_eval_llm(model_path: str, cfg: SynergyConfig):
+def build_eval_llm(model_path: str, cfg: SynergyConfig):
     from synergy_ray.model.engine import build_llm
 
     needed = cfg.data.max_prompt_tokens + cfg.eval.max_tokens

@@ -255,7 +255,7 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     `run_dir/eval/<benchmark>/<name>.json`, by the published levels. A given `llm` is used and left running.
     """
     from synergy_ray.data.benchmarks import prepare_benchmark
-    from synergy_ray.evaluator import _build_eval_llm, evaluate, format_table, release_llm
+    from synergy_ray.evaluator import build_eval_llm, evaluate, format_table, release_llm
 
     import sys
 
@@ -272,7 +272,7 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
         print(f"[{bench.name}] {report.summary()}")
         prepared.append((bench.name, path))
     write_resolved(cfg, run_dir)
-    engine = llm if llm is not None else _build_eval_llm(model, cfg)
+    engine = llm if llm is not None else build_eval_llm(model, cfg)
     try:
         for bench_name, path in prepared:
             report = evaluate(model, path, cfg, name=name, k=k, llm=engine,
@@ -282,4 +282,27 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     finally:
         if llm is None:
             release_llm(engine)
+    return 0
+
+
+def eval_endpoint(cfg: SynergyConfig, endpoint: str, model: str | None, name: str | None, k: int | None,
+                  concurrency: int | None) -> int:
+    """`eval --endpoint`: the held-out set through a served model, reported like `eval_only`."""
+    import sys
+
+    from openai import APIError
+
+    from synergy_ray.endpoint_eval import evaluate_endpoint
+    from synergy_ray.evaluator import format_table, save_report
+
+    prepared = prepare(cfg)
+    try:
+        report = evaluate_endpoint(endpoint, prepared.eval_path, cfg, model=model, name=name, k=k,
+                                   concurrency=concurrency)
+    except (ValueError, APIError) as err:
+        print(f"synergy-ray: {endpoint}: {err}", file=sys.stderr)
+        return 1
+    out = save_report(report, prepared.run_dir / "eval" / f"{report.name.replace('/', '_')}.json")
+    print(format_table([report], "level" if report.per_level_by_level else "steps"))
+    print(f"report in {out}")
     return 0

@@ -1,4 +1,5 @@
-"""Building a vLLM engine from the config: one function, used by generators, the evaluator and Serve.
+"""Building a vLLM engine from the config: one set of engine arguments for the generators and the evaluator
+(`build_llm`) and for Serve (`build_async_engine`).
 
 The CPU/GPU difference is only in which vLLM package is installed and in the memory knobs the config sets
 (`gpu_memory_utilization` on GPUs, `cpu_kvcache_space_gib` on CPUs via VLLM_CPU_KVCACHE_SPACE).
@@ -11,13 +12,15 @@ from typing import Any
 
 from synergy_ray.config import RolloutConfig
 
+IMAGES_PER_PROMPT = 1  # every supported data set has one image per question; Serve refuses more
+
 
 def engine_kwargs(model_path: str, rollout: RolloutConfig, dtype: str = "float32", seed: int = 0,
                   trust_remote_code: bool = False) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
         model=model_path, dtype=dtype, seed=seed, trust_remote_code=trust_remote_code,
         enforce_eager=rollout.enforce_eager, max_num_seqs=rollout.max_num_seqs,
-        gpu_memory_utilization=rollout.gpu_memory_utilization, limit_mm_per_prompt={"image": 1},
+        gpu_memory_utilization=rollout.gpu_memory_utilization, limit_mm_per_prompt={"image": IMAGES_PER_PROMPT},
     )
     if rollout.max_model_len is not None:
         kwargs["max_model_len"] = rollout.max_model_len
@@ -31,3 +34,15 @@ def build_llm(model_path: str, rollout: RolloutConfig, dtype: str = "float32", s
     from vllm import LLM
 
     return LLM(**engine_kwargs(model_path, rollout, dtype, seed, trust_remote_code), **extra)
+
+
+def build_async_engine(model_path: str, rollout: RolloutConfig, dtype: str = "float32", seed: int = 0,
+                       trust_remote_code: bool = False):
+    """A `vllm.AsyncLLMEngine` with the same settings as `build_llm`, for serving: concurrent requests are
+    batched continuously by the engine instead of waiting for each other."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout.cpu_kvcache_space_gib))
+    from vllm import AsyncEngineArgs, AsyncLLMEngine
+
+    args = AsyncEngineArgs(**engine_kwargs(model_path, rollout, dtype, seed, trust_remote_code),
+                           disable_log_stats=True)
+    return AsyncLLMEngine.from_engine_args(args)

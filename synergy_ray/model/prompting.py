@@ -14,13 +14,30 @@ from typing import Any
 import torch
 
 IGNORE = -100  # label for tokens that get no loss
+THINK_OPEN = "<think>"
+
+
+def question_text(question: str, suffix: str = "") -> str:
+    """The user turn's text: the question, then the prompt suffix (the paper's instruction) when there is one."""
+    return f"{question} {suffix}".strip() if suffix else question
+
+
+def chat_text(processor: Any, messages: list[dict]) -> str:
+    """Any chat (HF message format, images as `{"type": "image"}` parts) rendered by the model's own template,
+    image placeholders not yet expanded, ending in the assistant turn. Serve renders requests with this too."""
+    return processor.apply_chat_template(messages, add_generation_prompt=True)
 
 
 def prompt_text(processor: Any, question: str, suffix: str = "", with_image: bool = True) -> str:
-    """The chat-templated prompt string, image placeholders not yet expanded, ending in the assistant turn."""
-    text = f"{question} {suffix}".strip() if suffix else question
-    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    """The chat-templated prompt string of one question: the image first, then the text."""
+    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question_text(question, suffix)}]
+    return chat_text(processor, [{"role": "user", "content": content}])
+
+
+def response_as_written(prompt: str, generated: str) -> str:
+    """The completion as the model wrote it: when the template already opened `<think>` in the prompt, the
+    generated text continues inside that block, so the tag is put back for the format reward to see."""
+    return THINK_OPEN + generated if prompt.rstrip().endswith(THINK_OPEN) else generated
 
 
 def encode_prompt(processor: Any, text: str, image: Any | None) -> dict[str, torch.Tensor]:

@@ -1,0 +1,76 @@
+"""What to serve and how: model names from directories, Serve deployment options from the `serve` section.
+
+`synergy-ray serve DIR...` takes checkpoint directories (a `config.json` next to weights) and run directories,
+whose checkpoint subdirectories are all served, each under its folder name (`base`, `sft`, `rl`, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synergy_ray.config import ServeConfig
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+
+
+def is_checkpoint(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(any(path.glob(p)) for p in WEIGHT_PATTERNS)
+
+
+def find_models(paths: list[str], names: list[str] | None = None) -> dict[str, str]:
+    """Model name -> absolute checkpoint path, in the order given.
+
+    `names`, when given, pairs with `paths` one to one: it names a checkpoint directory, and prefixes the models
+    of a run directory (`name/base`, `name/rl`), so two runs' models can be served side by side.
+    """
+    if names and len(names) != len(paths):
+        raise ValueError(f"--name: got {len(names)} names for {len(paths)} directories; give one per directory")
+    models: dict[str, str] = {}
+    for i, raw in enumerate(paths):
+        path = Path(raw).expanduser().resolve()
+        given = names[i] if names else None
+        if not path.is_dir():
+            raise ValueError(f"{raw}: no such directory")
+        if is_checkpoint(path):
+            found = {given or path.name: path}
+        else:
+            found = {(f"{given}/{d.name}" if given else d.name): d
+                     for d in sorted(path.iterdir()) if d.is_dir() and is_checkpoint(d)}
+            if not found:
+                raise ValueError(f"{raw}: neither a checkpoint (config.json with weights) nor a run directory "
+                                 "with checkpoints in its subdirectories")
+        for name, checkpoint in found.items():
+            if name in models:
+                raise ValueError(f"model name {name!r} is used by both {models[name]} and {checkpoint}; "
+                                 "tell them apart with --name")
+            models[name] = str(checkpoint)
+    return models
+
+
+def deployment_options(serve: ServeConfig) -> dict:
+    """`Deployment.options(...)` for one model: its resources, and a fixed replica count or Serve autoscaling
+    (when min_replicas < max_replicas, starting from num_replicas)."""
+    options: dict = {
+        "ray_actor_options": {"num_cpus": serve.cpus_per_replica, "num_gpus": serve.gpus_per_replica},
+        "max_ongoing_requests": serve.max_ongoing_requests,
+    }
+    if serve.min_replicas == serve.max_replicas:
+        options["num_replicas"] = serve.num_replicas
+    else:
+        options["autoscaling_config"] = {
+            "min_replicas": serve.min_replicas, "max_replicas": serve.max_replicas,
+            "initial_replicas": serve.num_replicas, "target_ongoing_requests": serve.target_ongoing_requests,
+        }
+    return options
+
+
+def check_fits(num_models: int, serve: ServeConfig, cluster_cpus: float, cluster_gpus: float) -> None:
+    """Refuse up front a plan whose starting replicas cannot all be placed (Serve would wait for ever)."""
+    replicas = num_models * serve.num_replicas
+    for what, per_replica, have in (("CPUs", serve.cpus_per_replica, cluster_cpus),
+                                    ("GPUs", serve.gpus_per_replica, cluster_gpus)):
+        need = replicas * per_replica
+        if need > have + 1e-9:
+            raise ValueError(f"{num_models} models x {serve.num_replicas} replicas x {per_replica:g} {what} = "
+                             f"{need:g} {what}, but the cluster has {have:g}; serve fewer models or lower "
+                             f"serve.{what.lower()[:3]}s_per_replica")

@@ -1,0 +1,278 @@
+"""The Serve app's decisions without Ray: which images may be read, which requests and keys pass, what is served
+and with which deployment options. Each refusal must carry a 4xx status and a message naming the problem."""
+
+import base64
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from synergy_ray.config import ConfigError, ServeConfig, load_config
+from synergy_ray.serve_app.errors import RequestError
+from synergy_ray.serve_app.images import ImagePolicy, load_image
+from synergy_ray.serve_app.plan import check_fits, deployment_options, find_models
+from synergy_ray.serve_app.protocol import (
+    MAX_N, check_bearer, chat_response, key_digest, parse_request, required_key_digest, sampling_kwargs,
+    template_messages, Choice,
+)
+
+
+def _png(color=(255, 0, 0), size=8) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _data_url(data: bytes, kind: str = "png") -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def image_dirs(tmp_path):
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    (allowed / "red.png").write_bytes(_png())
+    (outside / "secret.png").write_bytes(_png((0, 0, 255)))
+    (allowed / "fake.png").write_bytes(b"this is text, not a picture")
+    return allowed, outside, ImagePolicy.create([str(allowed)], max_bytes=4096)
+
+
+def _refusal(fn, *args) -> RequestError:
+    with pytest.raises(RequestError) as info:
+        fn(*args)
+    return info.value
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_data_url_and_allowed_paths_decode_to_the_same_pixels(image_dirs):
+    allowed, _, policy = image_dirs
+    red = bytes([255, 0, 0] * 64)
+    for url in (_data_url(_png()), str(allowed / "red.png"), f"file://{allowed}/red.png",
+                f"{allowed}/sub/../red.png"):  # a `..` that stays inside is fine
+        image = load_image(url, policy)
+        assert image.mode == "RGB" and image.size == (8, 8) and image.tobytes() == red
+
+
+def test_paths_outside_the_allowed_dirs_are_refused_before_reading(image_dirs, tmp_path):
+    allowed, outside, policy = image_dirs
+    (allowed / "link.png").symlink_to(outside / "secret.png")
+    for url in (str(outside / "secret.png"), f"{allowed}/../outside/secret.png",
+                f"file://{allowed}/../outside/secret.png", str(allowed / "link.png"), "/etc/passwd",
+                str(outside / "missing.png")):  # refused before its existence is looked at
+        err = _refusal(load_image, url, policy)
+        assert err.status == 403 and "outside the directories" in err.message, url
+
+
+def test_a_sibling_dir_sharing_the_prefix_is_outside(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs_private").mkdir()
+    (tmp_path / "imgs_private" / "a.png").write_bytes(_png())
+    policy = ImagePolicy.create([str(tmp_path / "imgs")], 4096)
+    assert _refusal(load_image, str(tmp_path / "imgs_private" / "a.png"), policy).status == 403
+
+
+def test_no_allowed_dirs_means_data_urls_only(image_dirs):
+    allowed, _, _ = image_dirs
+    policy = ImagePolicy.create([], 4096)
+    err = _refusal(load_image, str(allowed / "red.png"), policy)
+    assert err.status == 403 and "allowed_image_dirs is empty" in err.message
+    assert load_image(_data_url(_png()), policy).size == (8, 8)
+
+
+@pytest.mark.parametrize("url, status, words", [
+    ("https://example.com/cat.png", 400, "https URLs are not fetched"),
+    ("relative/red.png", 400, "must be absolute"),
+    ("file://otherhost/tmp/x.png", 400, "not host 'otherhost'"),
+    ("data:text/plain;base64,aGk=", 400, "data:image/<type>;base64"),
+    ("data:image/png;base64,@@@notbase64", 400, "not valid base64"),
+    (_data_url(b"plain text bytes"), 400, "not a readable image"),
+    (_data_url(_png()[:40]), 400, "not a readable image"),  # a truncated PNG
+    (_data_url(os.urandom(5000)), 413, "larger than the server's limit of 4096 bytes"),
+])
+def test_bad_image_urls(image_dirs, url, status, words):
+    err = _refusal(load_image, url, image_dirs[2])
+    assert err.status == status and words in err.message
+
+
+def test_files_that_are_not_images_too_big_or_missing(image_dirs):
+    allowed, _, policy = image_dirs
+    (allowed / "big.png").write_bytes(_png(size=8) + os.urandom(5000))
+    cases = {"fake.png": (400, "not a readable image"), "big.png": (413, "larger than"),
+             "missing.png": (400, "no such image file")}
+    for name, (status, words) in cases.items():
+        err = _refusal(load_image, str(allowed / name), policy)
+        assert err.status == status and words in err.message, name
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _body(**fields) -> bytes:
+    import json
+
+    request = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
+    request.update(fields)
+    return json.dumps({k: v for k, v in request.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"{not json", "invalid request: body: Invalid JSON"),
+    (_body(messages=None), "messages: Field required"),
+    (_body(messages=[]), "messages: List should have at least 1 item"),
+    (_body(model=None), "model: Field required"),
+    (_body(n=0), "n: Input should be greater than or equal to 1"),
+    (_body(n=MAX_N + 1), f"n: Input should be less than or equal to {MAX_N}"),
+    (_body(temperature=-1), "temperature: Input should be greater than or equal to 0"),
+    (_body(messages=[{"role": "robot", "content": "hi"}]), "messages.0.role"),
+    (_body(messages=[{"role": "user", "content": [{"type": "audio", "data": "x"}]}]), "messages.0.content"),
+    (_body(stream=True), "stream: streaming responses are not supported"),
+])
+def test_malformed_requests_name_the_field(body, words):
+    err = _refusal(parse_request, body)
+    assert err.status == 400 and words in err.message
+
+
+def test_messages_become_template_parts_with_images_in_place():
+    request = parse_request(_body(messages=[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                                     {"type": "text", "text": "What is red?"}]},
+    ], n=4, temperature=0.6, top_p=0.95, top_k=20, max_tokens=32, unknown_field="ignored"))
+    messages, urls = template_messages(request)
+    assert messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is red?"}]},
+    ]
+    assert urls == ["data:image/png;base64,AA"]
+    assert sampling_kwargs(request) == dict(n=4, temperature=0.6, top_p=0.95, top_k=20, max_tokens=32, stop=None,
+                                            seed=None)
+    newer = parse_request(_body(max_tokens=32, max_completion_tokens=8))
+    assert sampling_kwargs(newer)["max_tokens"] == 8
+
+
+def test_response_has_the_openai_shape():
+    out = chat_response("base", [Choice("a", "stop", 3), Choice("bb", "length", 5)], prompt_tokens=11)
+    assert out["object"] == "chat.completion" and out["model"] == "base" and out["id"].startswith("chatcmpl-")
+    assert [(c["index"], c["message"], c["finish_reason"]) for c in out["choices"]] == [
+        (0, {"role": "assistant", "content": "a"}, "stop"), (1, {"role": "assistant", "content": "bb"}, "length")]
+    assert out["usage"] == {"prompt_tokens": 11, "completion_tokens": 8, "total_tokens": 19}
+
+
+# ---------------------------------------------------------------- the API key
+
+
+def test_bearer_key_checks():
+    digest = key_digest("s3cret")
+    check_bearer("Bearer s3cret", digest)
+    check_bearer(None, None)  # no key asked
+    for header, words in ((None, "missing API key"), ("Basic s3cret", "missing API key"), ("Bearer ", "missing"),
+                          ("Bearer wrong", "invalid API key")):
+        err = _refusal(check_bearer, header, digest)
+        assert err.status == 401 and words in err.message and "s3cret" not in err.message
+
+
+def test_a_named_but_unset_key_variable_stops_start_up():
+    assert required_key_digest(None, {}) is None
+    assert required_key_digest("KEY", {"KEY": "abc"}) == key_digest("abc")
+    with pytest.raises(ValueError, match="serve.api_key_env: the environment variable KEY is not set"):
+        required_key_digest("KEY", {"KEY": " "})
+
+
+# ---------------------------------------------------------------- what to serve, and how
+
+
+def _checkpoint(path):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(b"")
+    return path
+
+
+def test_checkpoints_and_run_dirs(tmp_path):
+    a = _checkpoint(tmp_path / "ckpt_a")
+    run = tmp_path / "run"
+    _checkpoint(run / "base")
+    _checkpoint(run / "rl")
+    (run / "eval").mkdir()  # no weights: not a model
+    (run / "sft").mkdir()
+    (run / "sft" / "config.json").write_text("{}")  # config without weights: not a model
+    assert find_models([str(a), str(run)]) == {"ckpt_a": str(a), "base": str(run / "base"), "rl": str(run / "rl")}
+    assert find_models([str(a), str(run)], ["mine", "demo"]) == {
+        "mine": str(a), "demo/base": str(run / "base"), "demo/rl": str(run / "rl")}
+
+
+@pytest.mark.parametrize("make, names, words", [
+    (lambda t: [str(t / "nope")], None, "no such directory"),
+    (lambda t: [str(t)], None, "neither a checkpoint"),
+    (lambda t: [str(_checkpoint(t / "x" / "m")), str(_checkpoint(t / "y" / "m"))], None,
+     "model name 'm' is used by both"),
+    (lambda t: [str(_checkpoint(t / "m"))], ["a", "b"], "got 2 names for 1 directories"),
+])
+def test_what_cannot_be_served(tmp_path, make, names, words):
+    with pytest.raises(ValueError, match=words):
+        find_models(make(tmp_path), names)
+
+
+def test_fixed_replicas_or_autoscaling():
+    fixed = deployment_options(ServeConfig(num_replicas=2, min_replicas=2, max_replicas=2, cpus_per_replica=0.5))
+    assert fixed == {"ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0}, "max_ongoing_requests": 16,
+                     "num_replicas": 2}
+    scaled = deployment_options(ServeConfig(num_replicas=2, min_replicas=1, max_replicas=4,
+                                            target_ongoing_requests=3))
+    assert "num_replicas" not in scaled and scaled["autoscaling_config"] == {
+        "min_replicas": 1, "max_replicas": 4, "initial_replicas": 2, "target_ongoing_requests": 3}
+
+
+def test_replica_bounds_are_validated():
+    with pytest.raises(ConfigError, match="serve.num_replicas: need min_replicas <= num_replicas <= max_replicas"):
+        load_config(None, ["serve.num_replicas=3"])
+
+
+def test_a_plan_that_cannot_be_placed_is_refused():
+    serve = ServeConfig(cpus_per_replica=0.5)
+    check_fits(4, serve, cluster_cpus=2, cluster_gpus=0)
+    with pytest.raises(ValueError, match=r"5 models x 1 replicas x 0.5 CPUs = 2.5 CPUs, but the cluster has 2"):
+        check_fits(5, serve, cluster_cpus=2, cluster_gpus=0)
+    with pytest.raises(ValueError, match="serve.gpus_per_replica"):
+        check_fits(1, ServeConfig(gpus_per_replica=1), cluster_cpus=8, cluster_gpus=0)
+
+
+# ---------------------------------------------------------------- the client side of eval --endpoint
+
+
+def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
+    """What `eval --endpoint` sends, parsed and rendered the way the server does, is the training prompt."""
+    import json
+
+    from synergy_ray.config import PAPER_PROMPT_SUFFIX, TinyVLMConfig
+    from synergy_ray.endpoint_eval import question_messages
+    from synergy_ray.model.prompting import chat_text, prompt_text
+    from synergy_ray.model.tiny_vlm import build_processor
+
+    processor = build_processor(TinyVLMConfig())
+    image = Image.new("RGB", (32, 32), (10, 200, 30))
+    row = {"question": "What is the green digit?", "image": image}
+    body = json.dumps({"model": "m", "messages": question_messages(row, PAPER_PROMPT_SUFFIX)}).encode()
+    messages, urls = template_messages(parse_request(body))
+    assert chat_text(processor, messages) == prompt_text(processor, row["question"], PAPER_PROMPT_SUFFIX)
+    assert load_image(urls[0], ImagePolicy.create([], 4096)).tobytes() == image.tobytes()
+
+
+def test_the_served_report_never_takes_the_offline_name():
+    from synergy_ray.endpoint_eval import served_report_name
+
+    assert served_report_name("base") == "base-served" and served_report_name("demo/rl") == "demo_rl-served"
+
+
+def test_cli_refuses_what_it_cannot_serve_before_starting_ray(tmp_path, capsys):
+    from synergy_ray.cli import main
+
+    assert main(["serve", str(tmp_path / "missing"), "--config", "configs/smoke_cpu.yaml"]) == 2
+    assert "missing: no such directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "configs/smoke_cpu.yaml"])
+    assert info.value.code == 2 and "--model DIR is required (or --endpoint URL" in capsys.readouterr().err

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="checkpoint directory (or hub name)")
     ev.add_argument("--name", default=None, help="report name (default: the checkpoint's directory name)")
     ev.add_argument("--k", type=int, default=None, help="samples per question (default eval.k)")
+    from synergy_ray import cluster_cli
+
+    cluster_cli.add_parsers(sub)  # submit, jobs, plan
     return parser
 
 
@@ -47,6 +50,10 @@ def _load(args: argparse.Namespace) -> SynergyConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from synergy_ray import cluster_cli
+
+    if args.command in cluster_cli.COMMANDS:
+        return cluster_cli.run(args)
     try:
         cfg = _load(args)
     except ConfigError as err:

@@ -33,7 +33,7 @@ CHECK = textwrap.dedent(
     """
 )
 
-EXPECTED = {"advantages", "aggregation", "curriculum", "difficulty", "kl", "logprobs", "policy_loss", "rewards",
+EXPECTED = {"advantages", "aggregation", "curriculum", "difficulty", "kl", "logprobs", "placement", "policy_loss", "rewards",
             "sft_loss", "eval_stats"}
 
 

@@ -131,11 +131,20 @@ class RolloutConfig(Section):
     cpu_kvcache_space_gib: int = Field(1, ge=1)  # vLLM-CPU KV cache (GiB), set as VLLM_CPU_KVCACHE_SPACE
     max_model_len: int | None = Field(None, gt=0)
     enforce_eager: bool = True
+    # Colocated layout: engines release GPU memory (vLLM sleep level 1) while the learner trains and get the
+    # new weights after waking. Needs a GPU; on CPU it is skipped with a log line.
+    sleep_during_training: bool = False
+    # Elastic pool (between steps, within [min_generators, max_generators]): grow into free resources when
+    # generation took at least this share of the last step's time; give one member back below the other.
+    grow_when_generation_share: float = Field(0.5, ge=0, le=1)
+    shrink_when_generation_share: float = Field(0.0, ge=0, le=1)  # 0 = never shrink voluntarily
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> RolloutConfig:
         if not self.min_generators <= self.num_generators <= self.max_generators:
             raise ValueError("num_generators: need min_generators <= num_generators <= max_generators")
+        if self.shrink_when_generation_share > self.grow_when_generation_share:
+            raise ValueError("shrink_when_generation_share: must not exceed grow_when_generation_share")
         return self
 
 
@@ -309,6 +318,13 @@ class ClusterConfig(Section):
     cpus_per_learner: float = Field(1.0, ge=0)
     cpus_per_generator: float = Field(1.0, ge=0)
     num_cpus: int | None = Field(None, gt=0)  # cap for a local Ray
+
+    @model_validator(mode="after")
+    def _colocated_shares_gpus(self) -> ClusterConfig:
+        if self.layout == "colocated" and self.gpus_per_learner != self.gpus_per_generator:
+            raise ValueError("gpus_per_generator: the colocated layout puts one generator on each learner rank's "
+                             f"GPUs, so it must equal gpus_per_learner ({self.gpus_per_learner:g})")
+        return self
 
 
 class RunConfig(Section):

@@ -32,9 +32,9 @@ def plan_for(cfg: SynergyConfig, nodes: list[Node]) -> PlacementPlan:
 def plan_sft(cfg: SynergyConfig, nodes: list[Node]) -> PlacementPlan:
     """The SFT phase (a Ray Train job of `sft.num_workers`), checked on the same nodes; it runs on its own."""
     s = cfg.sft
-    workers = RoleDemand("sft", s.num_workers, s.gpus_per_worker, s.cpus_per_worker)
+    workers = RoleDemand("sft-worker", s.num_workers, s.gpus_per_worker, s.cpus_per_worker)
     plan = plan_placement("disaggregated", workers, RoleDemand("generator", 0, 0, 0), nodes)
-    plan.layout = "Ray Train workers"
+    plan.layout = "Ray Train job"
     return plan
 
 
@@ -54,55 +54,87 @@ def live_nodes() -> list[Node]:
 
 @dataclass
 class RolePlacement:
-    """The placement group of a run and the plan it was made from."""
+    """The placement group of a run, the plan it was made from, and the generator demand (for new members)."""
 
     plan: PlacementPlan
     group: Any  # ray.util.placement_group.PlacementGroup
     pinned: bool
+    generator: RoleDemand
 
     @classmethod
     def create(cls, cfg: SynergyConfig, timeout_s: float) -> RolePlacement:
         import ray
-        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.placement_group import placement_group
 
+        learner, generator = role_demands(cfg)
         nodes = live_nodes()
         try:
-            plan, pinned = plan_for(cfg, nodes), True
+            plan, pinned = plan_placement(cfg.cluster.layout, learner, generator, nodes), True
         except PlacementError as err:
-            # Bundle shapes do not depend on nodes: plan on an unbounded node to get them, unpinned.
-            learner, generator = role_demands(cfg)
-            plan = plan_placement(cfg.cluster.layout, learner, generator,
-                                  [Node("any", gpus=10**6, cpus=None)])
+            # Bundle shapes do not depend on nodes: plan on one unbounded node to get them, unpinned.
+            plan = plan_placement(cfg.cluster.layout, learner, generator, [Node("any", gpus=10**6, cpus=None)])
             pinned = False
             print(f"[placement] the roles do not fit the nodes up now ({err}); requesting the placement group "
                   "unpinned so an autoscaler can add nodes", flush=True)
-        by_name = {n.name: n.node_id for n in nodes}
         kwargs = {}
         if pinned:
-            kwargs["bundle_label_selector"] = [{NODE_ID_LABEL: by_name[b.node]} for b in plan.bundles]
+            node_ids = {n.name: n.node_id for n in nodes}
+            kwargs["bundle_label_selector"] = [{NODE_ID_LABEL: node_ids[b.node]} for b in plan.bundles]
         group = placement_group([b.resources() for b in plan.bundles], strategy="PACK", **kwargs)
-        try:
-            ray.get(group.ready(), timeout=timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            remove_placement_group(group)
+        if not _wait_ready(group, timeout_s):
             raise PlacementError(
                 f"placement group of {len(plan.bundles)} bundles {[b.resources() for b in plan.bundles]} not "
-                f"ready after {timeout_s:.0f} s; cluster has {ray.available_resources()} free") from None
+                f"ready after {timeout_s:.0f} s; the cluster has {ray.available_resources()} free")
         print("[placement] " + plan.describe().replace("\n", "\n[placement] "), flush=True)
-        return cls(plan, group, pinned)
+        return cls(plan, group, pinned, generator)
+
+    def learner_master_addr(self) -> str | None:
+        """The IP of the node learner rank 0 is pinned to (node names are "ip/node-id-prefix"), else None."""
+        if not self.pinned:
+            return None
+        return self.plan.node_of(self.plan.of("learner")[0]).split("/")[0]
 
     def options(self, role: str, index: int) -> dict[str, Any]:
         """`.options(...)` for a planned actor: its CPUs, its share of GPUs, its bundle."""
+        a = next(a for a in self.plan.of(role) if a.index == index)
+        return self.bundle_options(a.bundle, a.gpus, a.cpus)
+
+    def bundle_options(self, bundle: int, gpus: float, cpus: float, group: Any = None) -> dict[str, Any]:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        a = next(a for a in self.plan.of(role) if a.index == index)
-        return {"num_cpus": a.cpus, "num_gpus": a.gpus, "scheduling_strategy": PlacementGroupSchedulingStrategy(
-            placement_group=self.group, placement_group_bundle_index=a.bundle)}
+        return {"num_cpus": cpus, "num_gpus": gpus, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            placement_group=group or self.group, placement_group_bundle_index=bundle)}
 
-    def generator_slots(self) -> list[int]:
-        return [a.index for a in self.plan.of("generator")]
+    def generator_bundles(self) -> list[tuple[int, float, float]]:
+        """(bundle, gpus, cpus) a generator may use inside the run's group: the planned generators' bundles, then
+        (colocated) the learner-only units, which keep a generator's share free for the elastic pool."""
+        slots = [(a.bundle, a.gpus, a.cpus) for a in self.plan.of("generator")]
+        if self.plan.layout == "colocated":
+            taken = {b for b, _, _ in slots}
+            slots += [(a.bundle, a.gpus, self.generator.cpus) for a in self.plan.of("learner") if a.bundle not in taken]
+        return slots
+
+    def reserve_extra_generator(self, timeout_s: float) -> Any | None:
+        """A one-bundle placement group for a generator beyond the run's group; None when the cluster cannot
+        hold it within `timeout_s` (the request is withdrawn)."""
+        from ray.util.placement_group import placement_group
+
+        bundle = {"CPU": self.generator.cpus, **({"GPU": self.generator.gpus} if self.generator.gpus else {})}
+        group = placement_group([bundle])
+        return group if _wait_ready(group, timeout_s) else None
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
 
         remove_placement_group(self.group)
+
+
+def _wait_ready(group: Any, timeout_s: float) -> bool:
+    """Wait for a placement group; on timeout withdraw it (never leave a pending reservation behind)."""
+    import ray
+    from ray.util.placement_group import remove_placement_group
+
+    ready, _ = ray.wait([group.ready()], timeout=timeout_s)
+    if not ready:
+        remove_placement_group(group)
+    return bool(ready)

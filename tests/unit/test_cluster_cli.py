@@ -24,7 +24,7 @@ def test_paper_configs_fit_one_8gpu_node(path, capsys):
 def test_paper_sft_job_uses_every_gpu(capsys):
     assert main(["plan", str(ROOT / "configs/paper/qwen25vl7b_sft.yaml"), "--cluster", "1x8gpu:96cpu"]) == 0
     out = capsys.readouterr().out.split("== SFT job")[1]
-    assert all(f"GPU {g}: sft/{g} (1 GPU, 8 CPU" in out for g in range(8))
+    assert all(f"GPU {g}: sft-worker/{g} (1 GPU, 8 CPU" in out for g in range(8))
 
 
 def test_paper_config_refused_on_half_a_node(capsys):

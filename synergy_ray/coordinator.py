@@ -487,6 +487,9 @@ class Coordinator:
     def pool_size(self) -> int:
         return len(self.generators)
 
+    def placement_nodes(self) -> dict[str, list]:
+        return self.placement.node_ids()
+
 
 def _start_wandb(cfg: SynergyConfig, run_dir: Path):
     """A W&B run when `run.wandb_project` is set and wandb is installed; otherwise None (said once)."""

@@ -187,4 +187,6 @@ def follow(address: str | None, job_id: str, out=sys.stdout) -> str:
         asyncio.run(tail())
     except RuntimeError as err:
         raise JobError(f"job {job_id}: {str(err).splitlines()[0]}") from None
+    except KeyboardInterrupt:
+        raise JobError(f"stopped following; job {job_id} goes on (`synergy-ray jobs stop {job_id}` ends it)") from None
     return _job_call(c, "get_job_status", job_id).value

@@ -123,6 +123,15 @@ class RolePlacement:
         group = placement_group([bundle])
         return group if _wait_ready(group, timeout_s) else None
 
+    def node_ids(self) -> dict[str, list[str | None]]:
+        """Per bundle: the node the plan pinned it to and the node Ray placed it on (they agree when pinned)."""
+        from ray.util.placement_group import placement_group_table
+
+        placed = placement_group_table(self.group).get("bundles_to_node_id", {})
+        by_name = {n.name: n.node_id for n in self.plan.nodes}
+        return {"planned": [by_name.get(b.node) for b in self.plan.bundles],
+                "placed": [placed.get(i) for i in range(len(self.plan.bundles))]}
+
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
 

@@ -41,6 +41,7 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
     coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, model_dir, train_path, work)
     try:
         out["pool_start"] = ray.get(coordinator.ensure_pool.remote())
+        out["placement"] = ray.get(coordinator.placement_nodes.remote())
         out["steps"] = [_step(ray, coordinator)]
 
         extra = cluster.add_node(num_cpus=1)

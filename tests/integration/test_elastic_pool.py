@@ -28,6 +28,8 @@ def test_pool_follows_nodes_and_new_members_serve_current_weights(smoke_run, smo
     assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-4000:]
     r = json.loads(lines[-1].removeprefix("RESULT "))
 
+    # The run's placement group is where the plan put it: every bundle on its planned (pinned) node.
+    assert r["placement"]["planned"] == r["placement"]["placed"] and None not in r["placement"]["placed"]
     assert r["pool_start"] == 1  # the head has room for one generator beside the learner
     assert r["pool_after_add"] == 2  # the added node's CPU took a second member
     assert r["pool_after_remove"] == 1  # its node went away: the run continues at min_generators

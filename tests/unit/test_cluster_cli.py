@@ -1,5 +1,6 @@
 """`plan` on the repository's configs, and `submit`/`jobs` refusing bad input before any cluster is contacted."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,17 @@ def test_address_resolution(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://10.0.0.1:8265")
     assert jobs.resolve_address(None) == "http://10.0.0.1:8265"
     assert jobs.resolve_address("http://h:1") == "http://h:1"
+
+
+def test_local_token_is_sent_only_to_a_dashboard_on_this_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    jobs.prepare_auth("http://127.0.0.1:8265")
+    assert "RAY_AUTH_MODE" not in os.environ  # no token on this machine: nothing to send
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t" * 32)
+    jobs.prepare_auth("http://10.0.0.1:8265")
+    assert "RAY_AUTH_MODE" not in os.environ  # a remote cluster never gets the local token unasked
+    jobs.prepare_auth("http://localhost:8265")
+    assert os.environ["RAY_AUTH_MODE"] == "token"

@@ -106,3 +106,17 @@ def test_more_than_one_gpu_must_be_whole():
 def test_describe_names_every_actor_on_its_gpu():
     text = plan_placement("colocated", *demands(learners=2, generators=2), parse_cluster_shape("1x2gpu")).describe()
     assert "GPU 1: learner/1 (0.5 GPU, 1 CPU, bundle 1), generator/1 (0.5 GPU, 1 CPU, bundle 1)" in text
+
+
+def test_run_placement_offers_generators_the_planned_then_the_open_colocated_units():
+    from synergy_ray.config import load_config
+    from synergy_ray.placement import RolePlacement, plan_for, role_demands
+
+    cfg = load_config("configs/paper/qwen25vl7b_rl.yaml")
+    nodes = [Node("10.0.0.5/abcd", gpus=8, cpus=96, node_id="abcd")]
+    placement = RolePlacement(plan_for(cfg, nodes), group=None, pinned=True, generator=role_demands(cfg)[1])
+    slots = placement.generator_bundles()
+    assert [b for b, _, _ in slots] == [0, 1, 2, 3, 4, 5, 6, 7]  # planned 0-3, then learner-only units 4-7
+    assert all(gpus == 0.5 and cpus == 4 for _, gpus, cpus in slots)
+    assert len(slots) == cfg.rollout.max_generators  # the pool can reach its maximum without new reservations
+    assert placement.learner_master_addr() == "10.0.0.5"

@@ -490,6 +490,15 @@ class Coordinator:
     def placement_nodes(self) -> dict[str, list]:
         return self.placement.node_ids()
 
+    def shutdown(self) -> None:
+        """Stop the members and give back every placement group the run reserved (call before killing this
+        actor: freeing them does not rely on Ray's clean-up after the creator's death)."""
+        for handle in list(self._homes):
+            self._release(handle)
+        for worker in self.learner.workers:
+            self._ray.kill(worker)
+        self.placement.remove()
+
 
 def _start_wandb(cfg: SynergyConfig, run_dir: Path):
     """A W&B run when `run.wandb_project` is set and wandb is installed; otherwise None (said once)."""

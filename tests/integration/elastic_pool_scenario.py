@@ -56,8 +56,9 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
         out["steps"].append(_step(ray, coordinator))
         out["gaps_after_remove"] = ray.get(coordinator.pool_sync_gaps.remote())
     finally:
+        ray.get(coordinator.shutdown.remote())
         ray.kill(coordinator)
-    # Everything the run reserved (its placement groups, the members' own groups) is freed with it.
+    # Everything the run reserved (its placement groups, the members' own groups) is given back.
     total = ray.cluster_resources().get("CPU", 0)
     wait_for(lambda: ray.available_resources().get("CPU", 0) >= total, 60, "resources freed after the run")
     out["cpus_free_after_kill"] = ray.available_resources().get("CPU", 0)

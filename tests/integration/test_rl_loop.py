@@ -28,6 +28,7 @@ def coordinator(ray_local, smoke_run, smoke_base, tmp_path_factory):
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(work))
     yield handle, work
+    ray_local.get(handle.shutdown.remote())  # gives back its placement groups
     ray_local.kill(handle)
 
 

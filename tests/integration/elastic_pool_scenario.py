@@ -24,7 +24,6 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
     from ray.cluster_utils import Cluster
 
     from synergy_ray.config import load_config
-    from synergy_ray.coordinator import Coordinator
 
     cfg = load_config("configs/smoke_cpu.yaml", [
         f"run.output_dir={output_dir}", "rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_size=4",
@@ -35,6 +34,16 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
     ])
     # The head holds exactly the learner and one generator; a second node has room for one more generator.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        return _scenario(ray, cluster, cfg, model_dir, train_path, work)
+    finally:  # even after a failure: a head left behind would be found by every later `ray.init()` here
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _scenario(ray, cluster, cfg, model_dir: str, train_path: str, work: str) -> dict:
+    from synergy_ray.coordinator import Coordinator
+
     ray.init(address=cluster.address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false",
                                                                 "VLLM_CPU_KVCACHE_SPACE": "1"}})
     out: dict = {}
@@ -63,8 +72,6 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
     wait_for(lambda: ray.available_resources().get("CPU", 0) >= total, 60, "resources freed after the run")
     out["cpus_free_after_kill"] = ray.available_resources().get("CPU", 0)
     out["cpus_total"] = total
-    ray.shutdown()
-    cluster.shutdown()
     return out
 
 

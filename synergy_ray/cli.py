@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model name for each DIR in order (prefix for a run directory's models)")
     sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="dotted config override, e.g. --set serve.num_replicas=2")
+    from synergy_ray import cluster_cli
+
+    cluster_cli.add_parsers(sub)  # submit, jobs, plan
     return parser
 
 
@@ -99,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("eval: --model DIR is required (or --endpoint URL to evaluate a served model)")
     if args.command == "serve" and args.config is None:
         args.config = _serve_config_path(args.paths)
+    from synergy_ray import cluster_cli
+
+    if args.command in cluster_cli.COMMANDS:
+        return cluster_cli.run(args)
     try:
         cfg = _load(args)
     except ConfigError as err:

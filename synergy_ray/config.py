@@ -133,6 +133,13 @@ class RolloutConfig(Section):
     cpu_kvcache_space_gib: int = Field(1, ge=1)  # vLLM-CPU KV cache (GiB), set as VLLM_CPU_KVCACHE_SPACE
     max_model_len: int | None = Field(None, gt=0)
     enforce_eager: bool = True
+    # Colocated layout: engines release GPU memory (vLLM sleep level 1) while the learner trains and get the
+    # new weights after waking. Needs a GPU; on CPU it is skipped with a log line.
+    sleep_during_training: bool = False
+    # Elastic pool (between steps, within [min_generators, max_generators]): grow into free resources when
+    # generation took at least this share of the last step's time; give one member back below the other.
+    grow_when_generation_share: float = Field(0.5, ge=0, le=1)
+    shrink_when_generation_share: float = Field(0.0, ge=0, le=1)  # 0 = never shrink voluntarily
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> RolloutConfig:
@@ -140,6 +147,8 @@ class RolloutConfig(Section):
             raise ValueError("num_generators: need min_generators <= num_generators <= max_generators")
         if self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens: {self.min_tokens} exceeds max_tokens ({self.max_tokens})")
+        if self.shrink_when_generation_share > self.grow_when_generation_share:
+            raise ValueError("shrink_when_generation_share: must not exceed grow_when_generation_share")
         return self
 
 
@@ -343,6 +352,13 @@ class ClusterConfig(Section):
     cpus_per_generator: float = Field(1.0, ge=0)
     num_cpus: int | None = Field(None, gt=0)  # cap for a local Ray
 
+    @model_validator(mode="after")
+    def _colocated_shares_gpus(self) -> ClusterConfig:
+        if self.layout == "colocated" and self.gpus_per_learner != self.gpus_per_generator:
+            raise ValueError("gpus_per_generator: the colocated layout puts one generator on each learner rank's "
+                             f"GPUs, so it must equal gpus_per_learner ({self.gpus_per_learner:g})")
+        return self
+
 
 class RunConfig(Section):
     name: str = "run"
@@ -387,6 +403,9 @@ class SynergyConfig(Section):
             )
         if self.rl.prompt_batch < self.rollout.num_generators:
             raise ValueError("rl.prompt_batch: must be at least rollout.num_generators")
+        if self.rl.async_mode and self.rollout.sleep_during_training:
+            raise ValueError("rl.async_mode: the engines generate the next step while the learner trains, so "
+                             "they cannot sleep then; set rollout.sleep_during_training=false")
         if self.model.lora is not None and self.learner.zero_stage == 3:
             raise ValueError("model.lora: LoRA with learner.zero_stage 3 is not supported; use stage 2")
         return self

@@ -7,7 +7,14 @@ weights pushed to every generator (version + 1) -> health check of the sync -> m
 A generator that dies mid-step loses its in-flight work (counted in the metrics); its prompts are sent again
 to the surviving generators, and the pool is rebuilt to its size before the next step when resources allow.
 
-Left out here (later issues): strategy routing beyond plain GRPO, async generation, elastic resizing.
+Placement: the learner ranks and the planned generators live in one placement group built from the pure plan
+(`core.placement`, the same one `synergy-ray plan` prints). Between steps the pool is resized within
+[rollout.min_generators, rollout.max_generators] (`ensure_pool`, decision in `core.pool`): dead members are
+dropped and replaced when resources allow, new members get the current weights before they serve, and
+members beyond the group's generator bundles reserve a one-bundle group of their own.
+
+With `rl.async_mode` the next step's generation overlaps this step's training (one weight version stale,
+corrected by truncated importance sampling); see `step`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
 
 ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step's parts timed around role calls
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
+# Free resources are reserved at once or not at all on a fixed cluster; waiting longer only delays the step.
+EXTRA_MEMBER_RESERVE_TIMEOUT_S = 30
+MEMBER_HEALTH_TIMEOUT_S = 30  # an idle engine answers a version query in milliseconds
 
 
 class Coordinator:
@@ -66,10 +76,12 @@ class Coordinator:
         import ray
 
         from synergy_ray.learner import LearnerGroup, LearnerSpec
+        from synergy_ray.placement import RolePlacement
         from synergy_ray.verifier import VerifierPool
 
         c = self.cfg
         self._ray = ray
+        self.placement = RolePlacement.create(c, timeout_s=GENERATOR_START_TIMEOUT_S)
         self.learner = LearnerGroup(LearnerSpec(
             model_path=self.model_path, data_path=self.train_path, prompt_suffix=c.data.prompt_suffix,
             dtype=c.model.dtype, trust_remote_code=c.model.trust_remote_code, freeze_vision=c.model.freeze_vision,
@@ -78,36 +90,60 @@ class Coordinator:
             zero_stage=c.learner.zero_stage, micro_batch_size=c.learner.micro_batch_size, kl_coef=c.rl.kl_coef,
             kl_estimator=c.rl.kl_estimator, clip_low=c.rl.clip_low, clip_high=c.rl.clip_high,
             aggregation=c.rl.aggregation, tis_cap=c.rl.tis_cap, seed=c.run.seed,
-        ), num_workers=c.learner.num_workers, num_cpus=c.cluster.cpus_per_learner,
-           num_gpus=c.cluster.gpus_per_learner)
+        ), num_workers=c.learner.num_workers,
+           placement=[self.placement.options("learner", r) for r in range(c.learner.num_workers)],
+           master_addr=self.placement.learner_master_addr())
         self.verifiers = VerifierPool.create(c.reward)
         self.generators: list[Any] = []
+        self._homes: dict[Any, tuple[int | None, Any]] = {}  # member -> (bundle in the run's group, own group)
         self._generators_started = 0
+        self._pool_target = c.rollout.num_generators
+        self._last_stats: StepStats | None = None
         for _ in range(c.rollout.num_generators):
-            self._add_generator()
+            if not self._add_generator():
+                raise RuntimeError("the placement group holds no bundle for a planned generator")
 
-    def _add_generator(self) -> None:
+    def _add_generator(self) -> bool:
+        """Start one member where there is room: a free generator bundle of the run's group, else a one-bundle
+        group of its own. False when neither can be had now; raises when the engine itself fails to start."""
         import ray
+        from ray.util.placement_group import remove_placement_group
 
         from synergy_ray.generator import Generator, GeneratorSpec
 
         c = self.cfg
+        free = self._free_generator_bundles()
+        if free:
+            bundle, gpus, cpus = free[0]
+            own, options = None, self.placement.bundle_options(bundle, gpus, cpus)
+        else:
+            own = self.placement.reserve_extra_generator(EXTRA_MEMBER_RESERVE_TIMEOUT_S)
+            if own is None:
+                return False
+            bundle, options = None, self.placement.bundle_options(0, c.cluster.gpus_per_generator,
+                                                                  c.cluster.cpus_per_generator, group=own)
         spec = GeneratorSpec(model_path=self.model_path, data_path=self.train_path,
                              prompt_suffix=c.data.prompt_suffix, rollout=c.rollout,
                              max_prompt_tokens=c.data.max_prompt_tokens, dtype=c.model.dtype,
                              trust_remote_code=c.model.trust_remote_code, seed=c.run.seed)
-        actor = ray.remote(Generator).options(num_cpus=c.cluster.cpus_per_generator,
-                                              num_gpus=c.cluster.gpus_per_generator)
-        handle = actor.remote(spec, name=f"generator-{self._generators_started}")
+        handle = ray.remote(Generator).options(**options).remote(spec, name=f"generator-{self._generators_started}")
         self._generators_started += 1
         try:
             ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
+            if self.version:  # a new member gets the current weights before it serves
+                ray.get(handle.update_weights.remote(self._current_weights(), self.version))
         except Exception:
             ray.kill(handle)  # never leave a half-started engine holding resources
+            if own is not None:
+                remove_placement_group(own)
             raise
-        if self.version:  # a new member gets the current weights before it serves
-            ray.get(handle.update_weights.remote(self._current_weights(), self.version))
         self.generators.append(handle)
+        self._homes[handle] = (bundle, own)
+        return True
+
+    def _free_generator_bundles(self) -> list[tuple[int, float, float]]:
+        taken = {bundle for bundle, _ in self._homes.values()}
+        return [slot for slot in self.placement.generator_bundles() if slot[0] not in taken]
 
     def _current_weights(self):
         return self._ray.get(self.learner.workers[0].trainable_state.remote())
@@ -288,6 +324,18 @@ class Coordinator:
         return groups
 
     def _train(self, groups: list[list[TrainSample]]) -> dict[str, float]:
+        """One optimiser step per mini-batch; engines sleep meanwhile when the config asks (colocated GPUs)."""
+        self._rollout_engines("sleep")
+        try:
+            return self._train_minibatches(groups)
+        finally:
+            self._rollout_engines("wake_up")  # the weight sync that follows refreshes the woken engines
+
+    def _rollout_engines(self, action: str) -> None:
+        if self.cfg.rollout.sleep_during_training and self.generators:
+            self._ray.get([getattr(g, action).remote() for g in self.generators])
+
+    def _train_minibatches(self, groups: list[list[TrainSample]]) -> dict[str, float]:
         """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
         c = self.cfg
         minibatches = [[s for g in groups[i:i + c.rl.mini_batch] for s in g]
@@ -318,13 +366,13 @@ class Coordinator:
         seconds = self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
         self.last_engine_load_s = max(seconds, default=0.0)  # the part of a sync spent loading into vLLM
 
-    def sync_gap(self, rollouts: list[Rollout]) -> float | None:
+    def sync_gap(self, rollouts: list[Rollout], member: int = 0) -> float | None:
         """Mean |generator log-prob - learner log-prob| on the same tokens, under the weights just synced."""
         if not rollouts or not self.generators:
             return None
         samples = [TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
                                sampler_logprobs=r.sampler_logprobs) for r in rollouts]
-        vllm_lp = self._ray.get(self.generators[0].score_tokens.remote(rollouts))
+        vllm_lp = self._ray.get(self.generators[member].score_tokens.remote(rollouts))
         learner_lp = self._ray.get(self.learner.workers[0].logprobs.remote(samples))
         diffs = [abs(a - b) for va, vb in zip(vllm_lp, learner_lp) for a, b in zip(va, vb)
                  if not (math.isnan(a) or math.isnan(b))]
@@ -348,6 +396,8 @@ class Coordinator:
 
     def _log(self, s: StepStats) -> None:
         from dataclasses import asdict
+
+        self._last_stats = s  # the pool is resized from it before the next step
 
         row = asdict(s)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -431,20 +481,87 @@ class Coordinator:
         return list(self.generators)
 
     def ensure_pool(self) -> int:
-        """Refill the pool to `rollout.num_generators` after failures, when resources allow; returns its size.
-
-        A replacement that cannot start in time is given up for now: the run continues with the members left.
+        """Between steps: drop dead members, then resize the pool toward its target within [min, max]; returns
+        its size. The target follows the last step's generation share (`core.pool`); members join while free
+        resources hold them, and a member that cannot start is given up for now: the run goes on with those left.
         """
         from ray.exceptions import GetTimeoutError, RayActorError
 
-        while len(self.generators) < self.cfg.rollout.num_generators:
+        from synergy_ray.core.pool import fits_one_more, pool_target
+
+        r = self.cfg.rollout
+        self._drop_dead_members()
+        last = self._last_stats
+        self._pool_target = pool_target(
+            self._pool_target, r.min_generators, r.max_generators,
+            last.timings.get("generate") if last else None, sum(last.timings.values()) if last else None,
+            r.grow_when_generation_share, r.shrink_when_generation_share)
+        while len(self.generators) > self._pool_target:
+            self._release(self.generators[-1])  # newest first: it holds the least-packed resources
+        c = self.cfg.cluster
+        while len(self.generators) < self._pool_target:
+            if not self._free_generator_bundles() and \
+                    not fits_one_more(self._ray.available_resources(), c.cpus_per_generator, c.gpus_per_generator):
+                break  # no room for another member now
             try:
-                self._add_generator()
+                if not self._add_generator():
+                    break
             except (GetTimeoutError, RayActorError) as err:
-                print(f"[rl] could not start a replacement generator ({type(err).__name__}); "
+                print(f"[rl] could not start a generator ({type(err).__name__}); "
                       f"continuing with {len(self.generators)}", flush=True)
                 break
+        if len(self.generators) < r.min_generators:
+            print(f"[rl] generator pool at {len(self.generators)}, below rollout.min_generators "
+                  f"({r.min_generators}): not enough free resources; continuing", flush=True)
         return len(self.generators)
+
+    def _drop_dead_members(self) -> None:
+        """Forget members that died (in a step, or since: a node gone) and free what they held."""
+        from ray.exceptions import RayActorError
+
+        for handle in [h for h in self._homes if h not in self.generators]:
+            self._release(handle)  # already dropped by _generate when it died mid-step
+        refs = {g.weight_version.remote(): g for g in self.generators}
+        if not refs:
+            return
+        done, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=MEMBER_HEALTH_TIMEOUT_S)
+        for ref in done:
+            try:
+                self._ray.get(ref)
+            except RayActorError:
+                self.counters["generator_failures"] += 1
+                self._release(refs[ref])
+
+    def _release(self, handle) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        if handle in self.generators:
+            self.generators.remove(handle)
+        _, own = self._homes.pop(handle, (None, None))
+        self._ray.kill(handle)
+        if own is not None:
+            remove_placement_group(own)
+
+    def pool_sync_gaps(self) -> list[float | None]:
+        """The weight-sync log-prob gap of every member on the same fresh rollouts (new members included)."""
+        prompt = PromptRef(self.qids[0], self.row_of[self.qids[0]])
+        rollouts = self._ray.get(self.generators[0].generate.remote([prompt], 2)).rollouts
+        return [self.sync_gap(rollouts, member=i) for i in range(len(self.generators))]
+
+    def pool_size(self) -> int:
+        return len(self.generators)
+
+    def placement_nodes(self) -> dict[str, list]:
+        return self.placement.node_ids()
+
+    def shutdown(self) -> None:
+        """Stop the members and give back every placement group the run reserved (call before killing this
+        actor: freeing them does not rely on Ray's clean-up after the creator's death)."""
+        for handle in list(self._homes):
+            self._release(handle)
+        for worker in self.learner.workers:
+            self._ray.kill(worker)
+        self.placement.remove()
 
 
 def _start_wandb(cfg: SynergyConfig, run_dir: Path):

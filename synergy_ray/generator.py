@@ -55,8 +55,10 @@ class Generator:
         self.spec, self.name, self.version = spec, name, 0
         self.processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
         self.data = datasets.load_from_disk(spec.data_path)
+        self.can_sleep = spec.rollout.sleep_during_training and _sleep_mode_available(name)
         self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
-                             trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs())
+                             trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs(),
+                             **({"enable_sleep_mode": True} if self.can_sleep else {}))
         self._prompt_cache: dict[tuple[int, str], tuple[dict, int]] = {}
         self.placeholders = image_placeholder_ids(self.processor)
         self.pad_id = pad_token_id(self.processor)
@@ -160,3 +162,30 @@ class Generator:
         from synergy_ray.profiling import peak_rss_mib
 
         return peak_rss_mib()
+
+    def sleep(self) -> float:
+        """Free the engine's GPU memory while the learner trains (vLLM sleep level 1: weights to CPU, KV cache
+        dropped); a no-op where sleep mode is unavailable. Returns the seconds it took."""
+        if not self.can_sleep:
+            return 0.0
+        start = time.perf_counter()
+        self.llm.sleep(level=1)
+        return time.perf_counter() - start
+
+    def wake_up(self) -> float:
+        """Back from sleep with the weights it had; the coordinator pushes the new ones right after."""
+        if not self.can_sleep:
+            return 0.0
+        start = time.perf_counter()
+        self.llm.wake_up()
+        return time.perf_counter() - start
+
+
+def _sleep_mode_available(name: str) -> bool:
+    from vllm.platforms import current_platform
+
+    if current_platform.is_sleep_mode_available():
+        return True
+    print(f"[{name}] rollout.sleep_during_training is set, but vLLM has no sleep mode on this platform "
+          f"({current_platform.device_name}); the engine stays awake during training", flush=True)
+    return False

@@ -290,13 +290,18 @@ def _free_port() -> int:
 class LearnerGroup:
     """N learner actors as one data-parallel group; the coordinator talks to this handle, not to ranks."""
 
-    def __init__(self, spec: LearnerSpec, num_workers: int = 1, num_cpus: float = 1, num_gpus: float = 0):
+    def __init__(self, spec: LearnerSpec, num_workers: int = 1, num_cpus: float = 1, num_gpus: float = 0,
+                 placement: list[dict] | None = None, master_addr: str | None = None):
+        """`placement`: per-rank actor options (resources and placement-group bundle) from the run's plan;
+        `master_addr`: the node rank 0 is placed on, when the plan knows it."""
         import ray
 
-        actor = ray.remote(LearnerWorker).options(num_cpus=num_cpus, num_gpus=num_gpus)
-        addr = ray.util.get_node_ip_address() if num_workers > 1 else "127.0.0.1"
+        actor = ray.remote(LearnerWorker)
+        options = placement or [{"num_cpus": num_cpus, "num_gpus": num_gpus}] * num_workers
+        addr = "127.0.0.1" if num_workers == 1 else master_addr or ray.util.get_node_ip_address()
         port = _free_port()
-        self.workers = [actor.remote(spec, r, num_workers, addr, port) for r in range(num_workers)]
+        self.workers = [actor.options(**options[r]).remote(spec, r, num_workers, addr, port)
+                        for r in range(num_workers)]
         ray.get([w.ready.remote() for w in self.workers])
 
     def shard(self, samples: list) -> list[list]:

@@ -148,6 +148,7 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     if history:
         first, last = history[0], history[-1]
         print(f"[{name}] {len(history)} steps: reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}")
+    ray.get(coordinator.shutdown.remote())  # frees its placement groups
     ray.kill(coordinator)
     return out
 

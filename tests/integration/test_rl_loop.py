@@ -28,6 +28,7 @@ def coordinator(ray_local, smoke_run, smoke_base, tmp_path_factory):
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(work))
     yield handle, work
+    ray_local.get(handle.shutdown.remote())  # gives back its placement groups
     ray_local.kill(handle)
 
 
@@ -100,27 +101,3 @@ def test_killing_a_generator_mid_step_loses_no_prompt(coordinator, ray_local):
     time.sleep(0.1)
     assert ray_local.get(handle.ensure_pool.remote()) == 2  # the pool is rebuilt to its size
 
-
-def test_async_mode_overlaps_generation_one_version_stale(ray_local, smoke_run, smoke_base, tmp_path):
-    """Step t+1's rollouts are sampled while step t trains: one weight version stale, corrected by TIS."""
-    from synergy_ray.config import load_config
-    from synergy_ray.coordinator import Coordinator
-
-    cfg0, prepared = smoke_run
-    overrides = [o for o in SMOKE_RL if not o.startswith(("rollout.num_generators", "rollout.max_generators"))]
-    cfg = load_config("configs/smoke_cpu.yaml", [
-        f"run.output_dir={cfg0.run.output_dir}", f"model.path={prepared.model_path}", *overrides,
-        "rl.async_mode=true", "rl.tis_cap=2.0"])
-    handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path))
-    try:
-        history = ray_local.get(handle.run.remote(3))
-    finally:
-        ray_local.kill(handle)
-    # Step 1 starts from a cold pool (fresh samples); steps 2-3 train on samples drawn one version earlier.
-    assert [h["staleness"] for h in history] == [0.0, 1.0, 1.0]
-    assert [h["weight_version"] for h in history] == [1, 2, 3]
-    assert ["generate_wait" in h["timings"] for h in history] == [True, True, False]  # the last step prefetches nothing
-    assert all(h["learner"]["updates"] == 2.0 for h in history)
-    assert all(h["sync_logprob_gap"] < 2e-3 for h in history)
-    assert history[-1]["counters"].get("stale_dropped", 0) == 0

@@ -27,6 +27,7 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
             ray_local.get(handle.__ray_call__.remote(lambda c: c.last_pass.update(dict.fromkeys(c.qids, 0.0))))
         stats = ray_local.get(handle.step.remote())
     finally:
+        ray_local.get(handle.shutdown.remote())  # gives back its placement groups
         ray_local.kill(handle)
     if cfg.strategy.name == "adaptive":
         assert stats.counters["hinted_prompts"] == 4  # unseen questions sit at the prior 0.5 < 1.0

@@ -120,3 +120,9 @@ def test_async_mode_needs_the_importance_sampling_correction():
     with pytest.raises(ConfigError, match=r"rl\.tis_cap"):
         load_config("configs/smoke_cpu.yaml", ["rl.async_mode=true"])
     assert load_config("configs/smoke_cpu.yaml", ["rl.async_mode=true", "rl.tis_cap=2"]).rl.async_mode
+
+
+def test_async_mode_refuses_sleeping_engines():
+    with pytest.raises(ConfigError, match=r"rl\.async_mode"):
+        load_config("configs/smoke_cpu.yaml", ["rl.async_mode=true", "rl.tis_cap=2",
+                                               "rollout.sleep_during_training=true"])

@@ -91,9 +91,20 @@ def _load(args: argparse.Namespace) -> SynergyConfig:
     return load_config(args.config, overrides)
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like `parse_args`, but dotted overrides may also follow the options (`submit CFG --command sft k=v`):
+    argparse stops filling a positional list at the first option."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.command == "report":  # reads finished runs; no config
         from synergy_ray.report import run_report
 

@@ -2,9 +2,13 @@
 one table in the paper's layout (accuracy per level and overall, mean response length, reasoning words,
 training wall time), written as Markdown, JSON and a PNG of per-level gain over the base.
 
-Strategies run one after another on the local Ray (or the connected cluster); models that several strategies
-share (the base, the SFT and the plain-RL checkpoints) are trained once and reused, so a strategy's wall time
-counts only the phases it added.
+Strategies (`compare.strategies`) run one after another on the local Ray (or the connected cluster); models
+that several strategies share (the base, the SFT and the plain-RL checkpoints) are trained once and reused,
+so a strategy's wall time counts only the phases it added. With `compare.parallel` each strategy is a Ray task
+of its own, started as soon as the strategies whose models it reuses (`BUILDS_ON`) have finished: on a cluster
+they run side by side wherever their placement groups fit (submit the comparison itself with
+`synergy-ray submit CFG --command compare compare.parallel=true`). Each task asks Ray for one generator's
+GPUs (`cluster.gpus_per_generator`), where its evaluation engine runs.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 
 from synergy_ray.config import SynergyConfig, validate_tree
 
-ORDER = ("sft", "rl", "merge", "adaptive", "interleaved", "progressive", "data_mix", "two_stage")  # cheap first
+# The strategies whose finished models a strategy starts from (it would otherwise train them itself).
+BUILDS_ON = {"merge": ("sft", "rl"), "data_mix": ("rl",), "two_stage": ("sft",)}
 
 
 def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
@@ -32,27 +37,78 @@ def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
 
 
 def run_compare(cfg: SynergyConfig) -> int:
-    from synergy_ray import pipeline, stages
+    from synergy_ray import pipeline
     from synergy_ray.strategies import build
 
-    clock = pipeline.StageClock(total=3 + sum(2 * len(build(strategy_config(cfg, n)).phases) for n in ORDER))
+    names = cfg.compare.strategies
+    clock = pipeline.StageClock(total=3 + (0 if cfg.compare.parallel else
+                                           sum(2 * len(build(strategy_config(cfg, n)).phases) for n in names)))
     prepared, base, base_report = pipeline.start_study(cfg, clock)
     models, reports, seconds = {"base": base}, {"base": base_report}, {}
-    for name in ORDER:
-        scfg = strategy_config(cfg, name)
-        start = time.perf_counter()
-        for phase in build(scfg).phases:
-            for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
-                models[phase if phase != "rl" or name in ("rl", "data_mix", "merge") else name] = model
-                if model_name not in reports:
-                    reports[model_name] = stages.evaluate_model(scfg, prepared, model, model_name)
-        seconds[name] = time.perf_counter() - start
+    if cfg.compare.parallel:
+        run_side_by_side(cfg, prepared, models, reports, seconds)
+    else:
+        for name in names:
+            added, evaluated, seconds[name] = run_strategy(cfg, name, prepared, models, reports, clock)
+            models.update(added)
+            reports.update(evaluated)
     clock.finish()
     out = prepared.run_dir / "compare"
     write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out,
                   rl_seconds={name: rl_step_seconds(prepared.run_dir, name) for name in reports})
     print((out / "compare.md").read_text())
     return 0
+
+
+def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports: dict, clock=None):
+    """One strategy's phases from the models there are, each new model evaluated once.
+
+    Returns (models it made, reports it added, seconds). Phases whose output exists are reused by the stages.
+    """
+    from synergy_ray import pipeline, stages
+    from synergy_ray.strategies import build
+
+    scfg = strategy_config(cfg, name)
+    phases = build(scfg).phases
+    own_clock = clock is None
+    clock = clock or pipeline.StageClock(total=2 * len(phases), label=name)
+    models, added, evaluated = dict(models), {}, {}
+    start = time.perf_counter()
+    for phase in phases:
+        for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
+            key = phase if phase != "rl" or name in ("rl", "data_mix", "merge") else name
+            models[key] = added[key] = model
+            if model_name not in reports and model_name not in evaluated:
+                evaluated[model_name] = stages.evaluate_model(scfg, prepared, model, model_name)
+    if own_clock:
+        clock.finish()
+    return added, evaluated, time.perf_counter() - start
+
+
+def side_by_side_order(names: list[str], finished: set[str], started: set[str]) -> list[str]:
+    """The strategies that may start now: not started, and every chosen strategy they build on finished."""
+    return [n for n in names if n not in started
+            and all(d in finished for d in BUILDS_ON.get(n, ()) if d in names)]
+
+
+def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, seconds: dict) -> None:
+    """`compare.parallel`: one Ray task per strategy, each started once the strategies it builds on finished."""
+    import ray
+
+    task = ray.remote(run_strategy).options(num_cpus=0, num_gpus=cfg.cluster.gpus_per_generator,
+                                            max_retries=0)
+    names, finished, running = cfg.compare.strategies, set(), {}
+    while len(finished) < len(names):
+        for name in side_by_side_order(names, finished, set(running.values()) | finished):
+            print(f"[compare] starting {name} as a Ray task", flush=True)
+            running[task.remote(cfg, name, prepared, models, reports)] = name
+        done, _ = ray.wait(list(running), num_returns=1)
+        name = running.pop(done[0])
+        added, evaluated, seconds[name] = ray.get(done[0])  # a failed strategy stops the comparison here
+        models.update(added)
+        reports.update(evaluated)
+        finished.add(name)
+        print(f"[compare] {name} finished in {seconds[name]:.0f} s ({len(running)} still running)", flush=True)
 
 
 REUSED_BELOW_S = 60.0  # a strategy that took less than this only re-read finished checkpoints

@@ -367,6 +367,23 @@ class RunConfig(Section):
     wandb_project: str | None = None  # also log to Weights & Biases (when the wandb package is installed)
 
 
+class CompareConfig(Section):
+    """`synergy-ray compare`: which strategies next to base, and whether they run side by side."""
+
+    strategies: list[str] = ["sft", "rl", "merge", "adaptive", "interleaved", "progressive", "data_mix", "two_stage"]
+    # Each strategy as a Ray task of its own, started as soon as the strategies it builds on have finished
+    # (merge after sft and rl, data_mix after rl, two_stage after sft); on a cluster they spread over the nodes.
+    parallel: bool = False
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in STRATEGY_NAMES]
+        if unknown or not v or len(set(v)) < len(v):
+            raise ValueError(f"unknown, repeated or no strategies {unknown or v}; choose from {list(STRATEGY_NAMES)}")
+        return v
+
+
 class SynergyConfig(Section):
     run: RunConfig = RunConfig()
     model: ModelConfig = ModelConfig()
@@ -381,6 +398,7 @@ class SynergyConfig(Section):
     eval: EvalConfig = EvalConfig()
     serve: ServeConfig = ServeConfig()
     cluster: ClusterConfig = ClusterConfig()
+    compare: CompareConfig = CompareConfig()
 
     @field_validator("strategy", mode="before")
     @classmethod

@@ -118,8 +118,9 @@ def print_summary(p: PreparedRun) -> None:
 class StageClock:
     """Prints one header line per stage and its wall time, so a long run shows where it is."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, label: str = ""):
         self.total, self.index, self.start = total, 0, time.perf_counter()
+        self.prefix = f"{label} " if label else ""  # which of several side-by-side runs prints
         self.timings: dict[str, float] = {}
         self._t = self.start
 
@@ -127,12 +128,12 @@ class StageClock:
         self._close()
         self.index += 1
         self.title, self._t = title, time.perf_counter()
-        print(f"\n== [{self.index}/{self.total}] {title}", flush=True)
+        print(f"\n== {self.prefix}[{self.index}/{self.total}] {title}", flush=True)
 
     def _close(self) -> None:
         if self.index:
             self.timings[self.title] = time.perf_counter() - self._t
-            print(f"   done in {self.timings[self.title]:.0f} s", flush=True)
+            print(f"   {self.prefix}done in {self.timings[self.title]:.0f} s", flush=True)
 
     def finish(self) -> float:
         self._close()

@@ -54,3 +54,19 @@ def test_data_mix_keeps_correct_samples_adds_traces_and_trains_on_the_mix(run, s
     assert traces > 0 and own > 0  # some questions solved by the model, some only by the expert trace
     assert len({r["id"] for r in mix if r["mix_response"] == by_id[r["id"]]["long_cot"]}) == traces
     assert (out / "config.json").exists()
+
+
+def test_compare_runs_strategies_side_by_side_as_ray_tasks(run, smoke_base, capsys):
+    """`compare.parallel`: rl and adaptive each in a Ray task of its own, both started before either ends."""
+    from synergy_ray.compare import run_side_by_side
+
+    cfg, prepared = run("compare.strategies=[rl,adaptive]", "compare.parallel=true", "eval.k=2")
+    models, reports, seconds = {"base": smoke_base}, {}, {}
+    run_side_by_side(cfg, prepared, models, reports, seconds)
+    assert set(reports) == set(seconds) == {"rl", "adaptive"}
+    for name in ("rl", "adaptive"):
+        assert (models[name] / "config.json").exists()
+        assert (prepared.run_dir / "eval" / f"{name}.json").exists()
+        assert len((prepared.run_dir / f"{name}_work" / "metrics.jsonl").read_text().splitlines()) == 1
+    log = capsys.readouterr().out
+    assert log.index("starting adaptive") < log.index("finished")  # launched together, not one after another

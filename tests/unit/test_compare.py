@@ -1,6 +1,6 @@
 import json
 
-from synergy_ray.compare import strategy_config, write_outputs
+from synergy_ray.compare import side_by_side_order, strategy_config, write_outputs
 from synergy_ray.config import load_config
 from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
 from synergy_ray.evaluator import EvalReport
@@ -33,3 +33,24 @@ def test_table_json_and_plot(tmp_path):
     md = (tmp_path / "compare.md").read_text()
     assert "| rl | 100.0 | 75.0 | 25.0 | - | - | 66.7 |" in md
     assert (tmp_path / "gain_over_base.png").stat().st_size > 1000
+
+
+def test_side_by_side_starts_a_strategy_once_the_ones_it_builds_on_finished():
+    names = load_config("configs/smoke_cpu.yaml").compare.strategies
+    first = side_by_side_order(names, finished=set(), started=set())
+    assert first == ["sft", "rl", "adaptive", "interleaved", "progressive"]  # from the base alone
+    started = set(first)
+    assert side_by_side_order(names, finished={"rl"}, started=started) == ["data_mix"]
+    assert side_by_side_order(names, finished={"rl", "sft"}, started=started | {"data_mix"}) == ["merge", "two_stage"]
+    # A strategy it builds on that is not compared is trained inside its own task instead of waited for.
+    assert side_by_side_order(["merge", "adaptive"], finished=set(), started=set()) == ["merge", "adaptive"]
+
+
+def test_compare_refuses_unknown_or_repeated_strategies():
+    import pytest
+
+    from synergy_ray.config import ConfigError
+
+    for bad in ("[rl,bogus]", "[rl,rl]", "[]"):
+        with pytest.raises(ConfigError, match=r"compare\.strategies"):
+            load_config("configs/smoke_cpu.yaml", [f"compare.strategies={bad}"])

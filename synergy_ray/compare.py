@@ -43,13 +43,15 @@ def run_compare(cfg: SynergyConfig) -> int:
     names = cfg.compare.strategies
     clock = pipeline.StageClock(total=3 + (0 if cfg.compare.parallel else
                                            sum(2 * len(build(strategy_config(cfg, n)).phases) for n in names)))
+    start = time.perf_counter()
     prepared, base, base_report = pipeline.start_study(cfg, clock)
-    models, reports, seconds = {"base": base}, {"base": base_report}, {}
+    models, reports, seconds = {"base": base}, {"base": base_report}, {"base": time.perf_counter() - start}
     if cfg.compare.parallel:
         run_side_by_side(cfg, prepared, models, reports, seconds)
     else:
         for name in names:
-            added, evaluated, seconds[name] = run_strategy(cfg, name, prepared, models, reports, clock)
+            added, evaluated, took = run_strategy(cfg, name, prepared, models, reports, clock)
+            credit_seconds(seconds, name, evaluated, took)
             models.update(added)
             reports.update(evaluated)
     clock.finish()
@@ -104,11 +106,19 @@ def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, 
             running[task.remote(cfg, name, prepared, models, reports)] = name
         done, _ = ray.wait(list(running), num_returns=1)
         name = running.pop(done[0])
-        added, evaluated, seconds[name] = ray.get(done[0])  # a failed strategy stops the comparison here
+        added, evaluated, took = ray.get(done[0])  # a failed strategy stops the comparison here
+        credit_seconds(seconds, name, evaluated, took)
         models.update(added)
         reports.update(evaluated)
         finished.add(name)
-        print(f"[compare] {name} finished in {seconds[name]:.0f} s ({len(running)} still running)", flush=True)
+        print(f"[compare] {name} finished in {took:.0f} s ({len(running)} still running)", flush=True)
+
+
+def credit_seconds(seconds: dict[str, float], strategy: str, reports_made, took: float) -> None:
+    """A strategy's wall time goes to its own row and to every report it made under another name
+    (`merge` -> `merge_linear_0.25`); the rows of one merge sweep share it."""
+    for name in {strategy, *reports_made}:
+        seconds[name] = took
 
 
 REUSED_BELOW_S = 60.0  # a strategy that took less than this only re-read finished checkpoints

@@ -112,6 +112,9 @@ class DataConfig(Section):
     image_size: int = Field(32, gt=0)
     prompt_suffix: str = PAPER_PROMPT_SUFFIX
     max_prompt_tokens: int = Field(1024, gt=0)  # longer prompts (after image expansion) are dropped, counted
+    # synthetic: the long-CoT column's style. "verbose" reads like long-CoT SFT data (~10x the short answer);
+    # "compact" keeps its steps and re-checks at 2-5x, for models too small to carry a long trace.
+    trace_style: Literal["verbose", "compact"] = "verbose"
 
 
 # ---------------------------------------------------------------- rollouts and rewards

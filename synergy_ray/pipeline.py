@@ -64,7 +64,7 @@ def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, Path | N
         from synergy_ray.data.synthetic import build_splits
 
         splits = build_splits(d.num_per_level, d.eval_per_level, seed=d.seed, image_size=d.image_size,
-                              num_val_per_level=d.val_per_level)
+                              num_val_per_level=d.val_per_level, trace_style=d.trace_style)
         if synthetic_val:
             splits["val"].save_to_disk(str(val_path))
         if have(train_path) and have(eval_path):  # an older run without a val split: leave the rest alone

@@ -1,6 +1,6 @@
 import json
 
-from synergy_ray.compare import side_by_side_order, strategy_config, write_outputs
+from synergy_ray.compare import credit_seconds, side_by_side_order, strategy_config, write_outputs
 from synergy_ray.config import load_config
 from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
 from synergy_ray.evaluator import EvalReport
@@ -54,3 +54,12 @@ def test_compare_refuses_unknown_or_repeated_strategies():
     for bad in ("[rl,bogus]", "[rl,rl]", "[]"):
         with pytest.raises(ConfigError, match=r"compare\.strategies"):
             load_config("configs/smoke_cpu.yaml", [f"compare.strategies={bad}"])
+
+
+def test_a_strategy_time_reaches_the_rows_it_made_under_other_names():
+    seconds = {"base": 200.0}
+    credit_seconds(seconds, "rl", {"rl": None}, 230.0)
+    credit_seconds(seconds, "merge", {"merge_linear_0.25": None, "merge_linear_0.5": None}, 33.0)
+    credit_seconds(seconds, "two_stage", {}, 5.0)  # every model reused: nothing new evaluated
+    assert seconds == {"base": 200.0, "rl": 230.0, "merge": 33.0, "merge_linear_0.25": 33.0,
+                       "merge_linear_0.5": 33.0, "two_stage": 5.0}

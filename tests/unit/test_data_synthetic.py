@@ -187,3 +187,36 @@ def test_eval_skips_items_that_duplicate_train():
     train = generate_items(5, seed=0, levels=(1,), prefix="a")
     again = generate_items(5, seed=0, levels=(1,), prefix="a", exclude={item_key(train[0])})
     assert again[0]["id"] == "a-s1-000001" and len(again) == 5 and again[-1]["id"] == "a-s1-000005"
+
+
+def test_compact_traces_change_only_the_trace_column():
+    verbose = generate_items(40, seed=3)
+    compact = generate_items(40, seed=3, trace_style="compact")
+    for v, c in zip(verbose, compact):
+        assert (v["id"], v["question"], v["answer"], v["short_solution"]) == (
+            c["id"], c["question"], c["answer"], c["short_solution"])
+        assert v["image"].tobytes() == c["image"].tobytes()
+        boxed = f"\\boxed{{{c['answer']}}}"
+        assert c["long_cot"].startswith("<think>") and c["long_cot"].endswith("</think>" + boxed)
+        assert len(c["short_solution"]) < len(c["long_cot"]) < len(v["long_cot"]) / 2, c["id"]
+        assert re.search(r"\b(wait|check|verify)\b", c["long_cot"])
+    with pytest.raises(ValueError, match="trace_style"):
+        make_item(random.Random(0), steps=1, index=0, trace_style="terse")
+
+
+def test_compact_trace_steps_by_hand():
+    # one operation per step; a product is split at its tens, then re-checked
+    item = make_item(random.Random(1), steps=5, index=0, trace_style="compact")
+    digits, _ = decode_image(item["image"])
+    a, b, c, d = (digits[n] for n in re.findall(r"\b(red|green|blue|yellow)\b", item["question"]))
+    x, y = a + b, c + d
+    product = f"{y}*{x}={x * y}" if x % 10 == 0 or x < 10 else (
+        f"{x}*{y}={x // 10 * 10}*{y}+{x % 10}*{y}={x // 10 * 10 * y}+{x % 10 * y}={x * y}")
+    named = re.findall(r"\b(red|green|blue|yellow)\b", item["question"])
+    reads = ", ".join(f"{n}={digits[n]}" for n in named)
+    assert item["long_cot"] == (f"<think>{reads}. {a}+{b}={x}. {c}+{d}={y}. {product}. verify: {x * y}.</think>"
+                                f"\\boxed{{{x * y}}}")
+    two = make_item(random.Random(2), steps=3, index=0, trace_style="compact")
+    digits, _ = decode_image(two["image"])
+    p, q, r = (digits[n] for n in re.findall(r"\b(red|green|blue|yellow)\b", two["question"]))
+    assert f". {p}+{q}={p + q}, {p + q}+{r}={p + q + r}. wait, check: {r}+{q}+{p}={p + q + r}." in two["long_cot"]

@@ -279,7 +279,9 @@ class MergeStrategy(Section):
 class AdaptiveStrategy(Section):
     name: Literal["adaptive"] = "adaptive"
     hint_below: float = Field(0.25, ge=0, le=1)  # pass rate under which a question gets an expert hint
-    hint_weight: float = Field(0.2, ge=0)  # SFT weight on hint tokens
+    # SFT weight on hint tokens; 0 = hints only as context. On the demo, 0.2 pulled easy answers toward the
+    # trace style (benchmarks/results/compare_demo_cpu).
+    hint_weight: float = Field(0.2, ge=0)
     length_penalty: float = Field(0.0, ge=0)  # on questions solved at >= easy_above
     easy_above: float = Field(0.75, ge=0, le=1)
 

@@ -78,9 +78,10 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
     start = time.perf_counter()
     for phase in phases:
         for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
-            key = phase if phase != "rl" or name in ("rl", "data_mix", "merge") else name
+            key = model_name if phase == "rl" else phase  # run_phase names plain RL "rl", guided RL by strategy
             models[key] = added[key] = model
             if model_name not in reports and model_name not in evaluated:
+                clock.next(f"evaluate {model_name} on the same levels")
                 evaluated[model_name] = stages.evaluate_model(scfg, prepared, model, model_name)
     if own_clock:
         clock.finish()

@@ -13,6 +13,9 @@ Placement: the learner ranks and the planned generators live in one placement gr
 dropped and replaced when resources allow, new members get the current weights before they serve, and
 members beyond the group's generator bundles reserve a one-bundle group of their own.
 
+This file is long because it is one actor: its methods share the step's state (pool, pass-rate table, weight
+version, counters). The decisions it makes are kept out of it, in `core/` and `strategies/`, as pure functions.
+
 With `rl.async_mode` the next step's generation overlaps this step's training (one weight version stale,
 corrected by truncated importance sampling); see `step`.
 """

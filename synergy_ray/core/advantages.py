@@ -7,6 +7,11 @@ Variants:
 - RLOO: r minus the mean of the other G - 1 rewards of the group (leave-one-out baseline).
 Groups are consecutive blocks of `group_size` rows. Left out: batch-level normalisation and reward whitening
 across groups; per-token advantages (these are sequence-level and broadcast in policy_loss).
+
+Precision: the math runs in float64 on rewards shifted by their group's first member. Every variant is
+shift-invariant, and a group whose rewards are all equal becomes exactly zeros, so it gets advantage exactly 0
+(in float32 the mean of eight 0.1s is one ulp off, and dividing by std + 1e-6 blew that up to -0.0074).
+The result is rounded once, to the rewards' dtype (float32 for integer rewards).
 """
 
 from __future__ import annotations
@@ -18,13 +23,19 @@ ESTIMATORS = ("grpo", "dr_grpo", "rloo")
 
 
 def _grouped(rewards: Tensor, group_size: int) -> Tensor:
+    """Rewards as [groups, group_size] float64, each row minus its first element (a tied row is exactly 0)."""
     if rewards.dim() != 1:
         raise ValueError(f"rewards must be 1-D, got shape {tuple(rewards.shape)}")
     if group_size < 1 or rewards.numel() % group_size != 0:
         raise ValueError(
             f"number of rewards ({rewards.numel()}) is not divisible by group_size ({group_size})"
         )
-    return rewards.to(torch.float32).view(-1, group_size)
+    r = rewards.to(torch.float64).view(-1, group_size)
+    return r - r[:, :1]
+
+
+def _out_dtype(rewards: Tensor) -> torch.dtype:
+    return rewards.dtype if rewards.is_floating_point() else torch.float32
 
 
 def group_advantages(rewards: Tensor, group_size: int, scale: bool = True) -> Tensor:
@@ -37,7 +48,7 @@ def group_advantages(rewards: Tensor, group_size: int, scale: bool = True) -> Te
     if scale:
         std = r.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(r[:, :1])
         adv = adv / (std + 1e-6)
-    return adv.reshape(-1)
+    return adv.reshape(-1).to(_out_dtype(rewards))
 
 
 def rloo_advantages(rewards: Tensor, group_size: int) -> Tensor:
@@ -49,7 +60,7 @@ def rloo_advantages(rewards: Tensor, group_size: int) -> Tensor:
         raise ValueError(f"RLOO needs group_size >= 2, got {group_size}")
     r = _grouped(rewards, group_size)
     others_mean = (r.sum(dim=1, keepdim=True) - r) / (group_size - 1)
-    return (r - others_mean).reshape(-1)
+    return (r - others_mean).reshape(-1).to(_out_dtype(rewards))
 
 
 def compute_advantages(rewards: Tensor, group_size: int, estimator: str = "grpo") -> Tensor:

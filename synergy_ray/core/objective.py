@@ -7,6 +7,8 @@ an expert trace, a hint prefix):
 and the two kinds are reduced together by `core.aggregation.aggregate_sharded`, so one optimiser step trains
 both. Given tokens never enter the policy ratio or the KL term. The learner (DeepSpeed, CPU or GPU) and the GPU
 benchmark call this same function; it only needs tensors already laid on the [B, T] token grid.
+Positions outside both masks (padding) may hold any value, NaN included: every input is zeroed there before the
+first non-linearity (core.log_ratio), so neither the loss nor its gradient can see them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 
 from synergy_ray.core.aggregation import aggregate_sharded
 from synergy_ray.core.kl import kl_estimate
+from synergy_ray.core.log_ratio import zero_outside
 from synergy_ray.core.policy_loss import clipped_surrogate
 
 
@@ -48,9 +51,10 @@ def grpo_sft_loss(
                                           sampler_logprobs, tis_cap)
     kl = torch.zeros_like(logprobs)
     if ref_logprobs is not None:
-        kl = kl_estimate(logprobs, ref_logprobs, kl_estimator)
+        kl = kl_estimate(logprobs, ref_logprobs, kl_estimator, policy_mask)
         per_token = per_token + kl_coef * kl
-    per_token = torch.where(sft_mask > 0, -sft_weight * logprobs, per_token)
+    # The weight is masked too: d(w * logp)/d logp = w, so a NaN weight on padding would poison the gradient.
+    per_token = torch.where(sft_mask > 0, -zero_outside(sft_weight, sft_mask) * logprobs, per_token)
     loss = aggregate_sharded(per_token, policy_mask + sft_mask, aggregation, total_tokens, total_sequences)
     n_policy = float(policy_mask.sum())
     stats = {

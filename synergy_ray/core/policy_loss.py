@@ -7,6 +7,8 @@ Truncated importance sampling (TIS): vLLM samples with slightly different numeri
 "old" policy that generated the tokens is really the sampler's. When `sampler_logprobs` and `tis_cap` are given,
 each token's loss is multiplied by min(exp(old_logp - sampler_logp), tis_cap), detached (a fixed weight, as in
 Yao et al. 2025 "Your efficient RL framework secretly brings you off-policy RL training").
+Both log-ratios are zeroed outside `mask` and clamped to +-MAX_LOG_RATIO (20 nats) before `exp`
+(core.log_ratio), so a NaN or +-1e4 at a padded position cannot reach the loss or its gradient.
 Left out: the KL term (core.kl, added by the caller), dual-clip PPO, sequence-level (GSPO) ratios, entropy bonus.
 """
 
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 
 from synergy_ray.core.aggregation import aggregate_tokens, masked_mean
+from synergy_ray.core.log_ratio import bounded_log_ratio
 
 
 def _per_token_advantages(advantages: Tensor, like: Tensor) -> Tensor:
@@ -56,7 +59,7 @@ def clipped_surrogate(
 ) -> tuple[Tensor, dict[str, float]]:
     """The per-token loss [B, T] before aggregation, and its stats; callers that shard a batch aggregate it."""
     adv = _per_token_advantages(advantages, logprobs)
-    log_ratio = logprobs - old_logprobs.detach()
+    log_ratio = bounded_log_ratio(logprobs, old_logprobs.detach(), mask)
     ratio = torch.exp(log_ratio)
     clipped_ratio = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     per_token = -torch.min(ratio * adv, clipped_ratio * adv)
@@ -64,7 +67,7 @@ def clipped_surrogate(
     stats: dict[str, float] = {}
     if sampler_logprobs is not None and tis_cap is not None:
         # A token vLLM returned no log-prob for (NaN) gets weight 1, i.e. no correction, as in TRL.
-        log_weight = torch.nan_to_num(old_logprobs - sampler_logprobs, nan=0.0)
+        log_weight = torch.nan_to_num(bounded_log_ratio(old_logprobs.detach(), sampler_logprobs, mask), nan=0.0)
         tis_weight = torch.exp(log_weight).clamp(max=tis_cap).detach()
         per_token = per_token * tis_weight
         stats["tis_weight_mean"] = masked_mean(tis_weight, mask).item()

@@ -1,4 +1,5 @@
-"""Our GRPO loss against TRL 1.16's own code on identical inputs.
+"""The learner's production objective (`core.objective.grpo_sft_loss`, as `Learner._loss` calls it) against TRL
+1.16's own code on identical inputs.
 
 We run TRL's real `GRPOTrainer._compute_loss` (trl/trainer/grpo_trainer.py) as an unbound function with a stand-in
 `self` that carries only the attributes it reads, and its real `_get_per_token_logps_and_entropies` on a tiny
@@ -7,6 +8,8 @@ importance_sampling_level="token", beta > 0 (TRL's KL is k3), epsilon_low=0.2, e
 one process, gradient accumulation 1, steps_per_generation 1, delta=None, no entropy mask/bonus, no off-policy mask.
 loss_type "dapo" and "bnpo" = our token_mean; "grpo" = our seq_mean. The TIS case uses TRL's vLLM correction
 (use_vllm=True, vllm_importance_sampling_correction=True) with the ratio its "token_truncate" mode builds.
+Our side is one shard holding the whole batch (total_tokens / total_sequences are the batch's own), every
+completion token a policy token and none given (no SFT), so the objective reduces to TRL's.
 """
 
 import contextlib
@@ -19,9 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-from synergy_ray.core.kl import kl_penalty
 from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
-from synergy_ray.core.policy_loss import policy_loss
+from synergy_ray.core.objective import grpo_sft_loss
 
 # Importing trl.trainer.grpo_trainer pulls in vLLM and Ray when present (~10 s, and both would then live in this
 # process). Hiding them while importing keeps it at a few seconds; the loss code does not depend on them.
@@ -117,12 +119,13 @@ def _trl_loss(model, inputs, loss_type, tis):
 
 def _our_loss(model, inputs, aggregation, tis):
     logp = _our_logprobs(model, inputs["prompt_ids"], inputs["completion_ids"])
-    mask = inputs["completion_mask"]
-    loss, stats = policy_loss(
-        logp, inputs["old_per_token_logps"], inputs["advantages"], mask, CLIP_LOW, CLIP_HIGH, aggregation,
+    mask = inputs["completion_mask"].float()
+    return grpo_sft_loss(
+        logp, inputs["old_per_token_logps"], inputs["ref_per_token_logps"], inputs["advantages"], mask,
+        torch.zeros_like(mask), torch.zeros_like(mask), clip_low=CLIP_LOW, clip_high=CLIP_HIGH, kl_coef=BETA,
+        kl_estimator="k3", aggregation=aggregation, total_tokens=int(mask.sum()), total_sequences=BATCH,
         sampler_logprobs=inputs["sampling_per_token_logps"] if tis else None, tis_cap=TIS_CAP if tis else None,
     )
-    return loss + kl_penalty(logp, inputs["ref_per_token_logps"], mask, BETA, "k3", aggregation), stats
 
 
 def _loss_and_grads(model, compute):
@@ -149,9 +152,11 @@ def test_loss_and_gradients_match_trl(loss_type, aggregation, tis):
     assert our_loss == pytest.approx(trl_loss, abs=1e-6)
     for ours, theirs in zip(our_grads, trl_grads):
         assert torch.allclose(ours, theirs, atol=1e-6)
-    assert stats["clip_frac_low"] == pytest.approx(metrics["clip_ratio/low_mean"][0], abs=1e-6)
-    assert stats["clip_frac_high"] == pytest.approx(metrics["clip_ratio/high_mean"][0], abs=1e-6)
-    assert 0 < stats["clip_frac_low"] and 0 < stats["clip_frac_high"]  # both clip sides are exercised
+    # the objective reports clipped tokens as one sum over both sides; TRL reports each side's share of tokens
+    trl_low, trl_high = metrics["clip_ratio/low_mean"][0], metrics["clip_ratio/high_mean"][0]
+    assert stats["policy_tokens"] == int(inputs["completion_mask"].sum()) and stats["sft_tokens"] == 0
+    assert stats["clipped_sum"] / stats["policy_tokens"] == pytest.approx(trl_low + trl_high, abs=1e-6)
+    assert 0 < trl_low and 0 < trl_high  # both clip sides are exercised
 
 
 def test_token_mean_and_seq_mean_really_differ_here():

@@ -33,8 +33,8 @@ CHECK = textwrap.dedent(
     """
 )
 
-EXPECTED = {"advantages", "aggregation", "curriculum", "difficulty", "kl", "logprobs", "placement", "policy_loss",
-            "pool", "rewards", "sft_loss", "eval_stats"}
+EXPECTED = {"advantages", "aggregation", "answers", "choices", "curriculum", "difficulty", "kl", "log_ratio",
+            "logprobs", "placement", "policy_loss", "pool", "rewards", "sft_loss", "eval_stats"}
 
 
 def test_core_imports_without_ray_vllm_deepspeed_or_config():

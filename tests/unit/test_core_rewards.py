@@ -81,14 +81,48 @@ def test_format_ok(text, ok):
         (r"\boxed{\text{A}}", "A"),
         (r"\boxed{D. 9}", "D"),
         (r"\boxed{7}", "C"),  # the option's text
-        ("I think the answer is (B).", "B"),
-        ("Answer: A. Wait, no: the answer is D", "D"),  # the last statement counts
+        ("<think>hmm</think> I think the answer is (B).", "B"),  # no box: the text after </think>
+        ("<think>hmm</think> Answer: A. Wait, no: the answer is D", "D"),  # the last statement counts
+        ("I think the answer is (B).", None),  # no box and no </think>: nothing marks a final answer
         (r"\boxed{E}", None),  # only four options
         ("no idea", None),
     ],
 )
 def test_extract_choice(text, expected):
     assert extract_choice(text, ["3", "5", "7", "9"]) == expected
+
+
+def test_an_option_text_starting_with_a_capital_is_not_a_letter():
+    score = score_completion("<think>w</think> \\boxed{A dog}", "B", ["A cat", "A dog"])
+    assert (score.correct, score.extracted) == (True, "B")
+    assert score_completion("<think>w</think> \\boxed{A cat}", "A dog", ["A cat", "A dog"]).extracted == "A"
+
+
+def test_letters_in_the_reasoning_never_count():
+    text = "<think>Is the answer (C)? No, let me recompute.</think> \\boxed{7}"
+    score = score_completion(text, "C", ["3", "4", "5", "6"])
+    assert (score.correct, score.extracted) == (False, None)  # 7 is no option
+    assert extract_choice("<think>The answer is B.</think> \\boxed{6}", ["3", "4", "5", "6"]) == "D"
+    assert extract_choice("<think>The answer is B.</think> I am not sure.", ["3", "4", "5", "6"]) is None
+    assert extract_choice("<think>maybe \\boxed{B}</think> no box here", ["3", "4", "5", "6"]) is None
+
+
+def test_an_option_matches_by_value():
+    assert score_completion("<think>w</think> \\boxed{\\frac{1}{2}}", "A", ["1/2", "1/3"]).correct
+    assert score_completion("<think>w</think> \\boxed{0.5}", "1/2", ["1/2", "1/3"]).correct  # gold as text
+    assert extract_choice("<think>w</think> \\boxed{0.5}", ["1/2", "50\\%"]) is None  # equal to both options
+
+
+def test_a_letter_contradicted_by_its_text_picks_nothing():
+    assert extract_choice("<think>w</think> \\boxed{D. 7}", ["3", "5", "7", "9"]) is None
+    assert extract_choice("<think>w</think> \\boxed{C. 7}", ["3", "5", "7", "9"]) == "C"
+    assert extract_choice("<think>w</think> \\boxed{C 7}", ["3", "5", "7", "9"]) == "C"
+
+
+@pytest.mark.parametrize("pred", [r"1\,000", r"1\ 000", "1~000", r"1\;000", r"1\!000", r"1{,}000", "1,000"])
+def test_latex_spacing_inside_numbers_is_ignored(pred):
+    assert answers_match(pred, "1000")
+    assert score_completion(f"<think>w</think> \\boxed{{{pred}}}", "1000").correct
 
 
 def test_compose_reward_is_point_nine_plus_point_one():

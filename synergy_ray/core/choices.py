@@ -3,13 +3,14 @@
 Only the final answer is read (`core.answers.final_answer`: the box after </think>, else the text after
 </think>); a letter written in the reasoning never counts. The answer picks option L when, in this order:
 1. it is the letter alone: `B`, `(B)`, `B.`, `\\text{B}`, `**B**`;
-2. it is the letter, a separator and either L's own text or no option's text: `(B) 12`, `B. 12`, `B: since x`.
+2. it equals an option's text, normalised (`A dog`, `C. elegans`): an option text that starts with a capital
+   is not read as a letter;
+3. it is the letter, a separator and either L's own text or no option's text: `(B) 12`, `B. 12`, `B: since x`.
    A letter followed by another option's text (`D. 7` when 7 is option C) contradicts itself and picks nothing;
-3. it equals an option's text, normalised (`A dog`): an option text that starts with a capital is not a letter;
 4. it is the letter, a space and L's own text (`B 12`);
 5. it is mathematically equivalent to exactly one option (`\\frac{1}{2}` for the option `1/2`; core.answers);
 6. else the same rules read what follows the last "answer is" / "answer:" in it ("The answer is (B).").
-Letters run A, B, C, ... over the options; with no options listed any capital letter counts (rules 1-2).
+Letters run A, B, C, ... over the options; with no options listed any capital letter counts (rules 1 and 3).
 Left out: options named in words ("the second one"), answers that name several options.
 """
 
@@ -62,6 +63,9 @@ def pick_option(answer: str | None, choices: Sequence[str] = ()) -> str | None:
     alone = _ALONE.fullmatch(s)
     if alone and alone.group(1) in letters:
         return alone.group(1)
+    by_text = _by_text(s, choices)  # before the letter forms: the option "C. elegans" is no letter C
+    if by_text:
+        return by_text
     separated = _WITH_SEPARATOR.fullmatch(s)
     if separated and (separated.group(1) or separated.group(2)) in letters:
         letter = separated.group(1) or separated.group(2)
@@ -70,9 +74,9 @@ def pick_option(answer: str | None, choices: Sequence[str] = ()) -> str | None:
     if not choices:
         return None
     spaced = _WITH_SPACE.fullmatch(s)
-    return (_by_text(s, choices)
-            or (spaced.group(1) if spaced and _named(spaced.group(2), choices) == spaced.group(1) else None)
-            or _by_math(s, choices))
+    if spaced and _named(spaced.group(2), choices) == spaced.group(1):
+        return spaced.group(1)
+    return _by_math(s, choices)
 
 
 def extract_choice(text: str, choices: Sequence[str] = ()) -> str | None:

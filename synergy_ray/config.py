@@ -165,19 +165,29 @@ class RewardConfig(Section):
 # ---------------------------------------------------------------- training
 
 
-class LearnerConfig(Section):
+class OptimizerFields(Section):
+    """AdamW and its schedule; the RL learner (`learner`) and the SFT job (`sft`) each have their own."""
+
     lr: float = Field(1e-6, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = Field(1.0, gt=0)
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0)  # optimiser steps of linear warm-up, then constant
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1.3x compute
+
+
+class LearnerConfig(OptimizerFields):
+    """The RL learner group (DeepSpeed ZeRO over `num_workers` ranks)."""
+
     zero_stage: Literal[0, 1, 2, 3] = 2
     num_workers: int = Field(1, ge=1)
     micro_batch_size: int = Field(8, gt=0)
-    gradient_checkpointing: bool = False
+    # Weights go learner -> generators in buckets of at most this many MiB (a tensor larger than a bucket
+    # travels alone): no process holds more than one bucket beyond its own model copy during a sync.
+    sync_bucket_mib: float = Field(256.0, gt=0)
 
 
-class SFTConfig(Section):
+class SFTConfig(OptimizerFields):
     target: Literal["long_cot", "short_solution"] = "long_cot"
     lr: float = Field(1e-5, gt=0)
     epochs: int = Field(5, gt=0)

@@ -67,7 +67,12 @@ class Coordinator:
         self.strategy = strategies.build(cfg)
         from transformers import AutoTokenizer
 
+        from synergy_ray.model.prompting import pad_token_id
+
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
+        # The learner masks this id out of every loss (placeholders the generators replaced; EOS when the
+        # tokenizer has no pad), so the token-mean divisor must not count it either.
+        self.pad_id = pad_token_id(self.tokenizer)
         self.counters: dict[str, int] = {"lost_rollouts": 0, "generator_failures": 0, "dropped_too_long": 0,
                                           "verifier_timeouts": 0, "placeholders_replaced": 0}
         self._start_roles()
@@ -78,24 +83,15 @@ class Coordinator:
     def _start_roles(self) -> None:
         import ray
 
-        from synergy_ray.learner import LearnerGroup, LearnerSpec
+        from synergy_ray.learner import LearnerGroup
         from synergy_ray.placement import RolePlacement
         from synergy_ray.verifier import VerifierPool
 
         c = self.cfg
         self._ray = ray
         self.placement = RolePlacement.create(c, timeout_s=GENERATOR_START_TIMEOUT_S)
-        self.learner = LearnerGroup(LearnerSpec(
-            model_path=self.model_path, data_path=self.train_path, prompt_suffix=c.data.prompt_suffix,
-            dtype=c.model.dtype, trust_remote_code=c.model.trust_remote_code, freeze_vision=c.model.freeze_vision,
-            lora=c.model.lora.model_dump() if c.model.lora else None, lr=c.learner.lr,
-            weight_decay=c.learner.weight_decay, betas=c.learner.betas, grad_clip=c.learner.grad_clip,
-            zero_stage=c.learner.zero_stage, micro_batch_size=c.learner.micro_batch_size, kl_coef=c.rl.kl_coef,
-            kl_estimator=c.rl.kl_estimator, clip_low=c.rl.clip_low, clip_high=c.rl.clip_high,
-            aggregation=c.rl.aggregation, tis_cap=c.rl.tis_cap, seed=c.run.seed,
-        ), num_workers=c.learner.num_workers,
-           placement=[self.placement.options("learner", r) for r in range(c.learner.num_workers)],
-           master_addr=self.placement.learner_master_addr())
+        self.learner = LearnerGroup(c, self.model_path, self.train_path, placement=[
+            self.placement.options("learner", r) for r in range(c.learner.num_workers)])
         self.verifiers = VerifierPool.create(c.reward)
         self.generators: list[Any] = []
         self._homes: dict[Any, tuple[int | None, Any]] = {}  # member -> (bundle in the run's group, own group)
@@ -133,8 +129,8 @@ class Coordinator:
         self._generators_started += 1
         try:
             ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
-            if self.version:  # a new member gets the current weights before it serves
-                ray.get(handle.update_weights.remote(self._current_weights(), self.version))
+            if self.version:  # a new member gets the current weights before it serves, the same way
+                self.learner.push_weights([handle], self.version)
         except Exception:
             ray.kill(handle)  # never leave a half-started engine holding resources
             if own is not None:
@@ -147,9 +143,6 @@ class Coordinator:
     def _free_generator_bundles(self) -> list[tuple[int, float, float]]:
         taken = {bundle for bundle, _ in self._homes.values()}
         return [slot for slot in self.placement.generator_bundles() if slot[0] not in taken]
-
-    def _current_weights(self):
-        return self._ray.get(self.learner.workers[0].trainable_state.remote())
 
     # ------------------------------------------------------------ one step
 
@@ -342,32 +335,47 @@ class Coordinator:
         """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
         c = self.cfg
         minibatches = [[s for g in groups[i:i + c.rl.mini_batch] for s in g]
-                       for i in range(0, len(groups), c.rl.mini_batch)] or [[]]
+                       for i in range(0, len(groups), c.rl.mini_batch)]
+        minibatches = [mb for mb in minibatches if mb]
         samples = [s for mb in minibatches for s in mb]
         if len(minibatches) > 1:  # later mini-batches are off-policy: ratios need the pre-update log-probs
-            old = [lp for part in self._ray.get(self.learner.logprob_refs(samples)) for lp in part]
-            shards = [s for part in self.learner.shard(samples) for s in part]
-            for s, lp in zip(shards, old):
+            for s, lp in zip(samples, self.learner.logprobs(samples)):
                 s.old_logprobs = lp
         totals: dict[str, float] = {}
         for mb in minibatches:
-            mask_tokens = sum(len(s.completion_ids) for s in mb)
-            refs = [w.train_step.remote(part, mask_tokens, len(mb))
-                    for w, part in zip(self.learner.workers, self.learner.shard(mb))]
-            for part in self._ray.get(refs):
-                for k, v in part.items():
-                    totals[k] = totals.get(k, 0.0) + v
+            # The divisor counts exactly the tokens the learner's mask keeps (pad-id tokens carry no loss).
+            kept = sum(s.loss_tokens(self.pad_id) for s in mb)
+            for k, v in self.learner.train_step(mb, kept).items():
+                totals[k] = totals.get(k, 0.0) + v
         n_pol = max(1.0, totals.get("policy_tokens", 0.0))
-        return {"loss": totals.get("loss", 0.0) / len(minibatches), "kl": totals.get("kl_sum", 0.0) / n_pol,
+        return {"loss": totals.get("loss", 0.0) / max(1, len(minibatches)), "kl": totals.get("kl_sum", 0.0) / n_pol,
                 "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches)),
-                "sft_tokens": totals.get("sft_tokens", 0.0), "policy_tokens": totals.get("policy_tokens", 0.0)}
+                "sft_tokens": totals.get("sft_tokens", 0.0), "policy_tokens": totals.get("policy_tokens", 0.0),
+                "grad_norm": totals.get("grad_norm", 0.0) / max(1, len(minibatches))}
 
     def sync_weights(self) -> None:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
         self.version += 1
-        weights = self._ray.put(self._current_weights())
-        seconds = self._ray.get([g.update_weights.remote(weights, self.version) for g in self.generators])
-        self.last_engine_load_s = max(seconds, default=0.0)  # the part of a sync spent loading into vLLM
+        # The learner streams its buckets to the generators; this process only passes references.
+        self.last_engine_load_s = self.learner.push_weights(self.generators, self.version)
+
+    def profile_sync(self) -> dict:
+        """One weight sync with every role's memory around it (for benchmarks.sync_scale): resident MiB just
+        before, peak MiB during, seconds, bytes and buckets moved."""
+        from synergy_ray.profiling import mark_rss, peak_rss_mib
+
+        names = [f"generator-{i}" for i in range(len(self.generators))]
+        before = dict(zip(names, self._ray.get([g.mark_rss.remote() for g in self.generators])))
+        before.update({f"learner-{i}": v for i, v in enumerate(self.learner.mark_rss())})
+        before["coordinator"] = mark_rss()
+        start = time.perf_counter()
+        self.sync_weights()
+        seconds = time.perf_counter() - start
+        peak = {"coordinator": peak_rss_mib()["total"]}
+        peak.update(zip(names, [m["total"] for m in self._ray.get([g.peak_rss.remote() for g in self.generators])]))
+        peak.update({f"learner-{i}": m["total"] for i, m in enumerate(self.learner.peak_rss())})
+        return {"seconds": seconds, "bytes": self.learner.sync_bytes(), "buckets": self.learner.num_buckets(),
+                "before_mib": before, "peak_mib": peak}
 
     def sync_gap(self, rollouts: list[Rollout], member: int = 0) -> float | None:
         """Mean |generator log-prob - learner log-prob| on the same tokens, under the weights just synced."""
@@ -376,7 +384,7 @@ class Coordinator:
         samples = [TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
                                sampler_logprobs=r.sampler_logprobs) for r in rollouts]
         vllm_lp = self._ray.get(self.generators[member].score_tokens.remote(rollouts))
-        learner_lp = self._ray.get(self.learner.workers[0].logprobs.remote(samples))
+        learner_lp = self.learner.logprobs(samples)  # every rank joins (ZeRO-3 gathers); rank order kept
         diffs = [abs(a - b) for va, vb in zip(vllm_lp, learner_lp) for a, b in zip(va, vb)
                  if not (math.isnan(a) or math.isnan(b))]
         return sum(diffs) / len(diffs) if diffs else None
@@ -429,7 +437,7 @@ class Coordinator:
     def save_checkpoint(self) -> str:
         path = self.run_dir / "checkpoints" / f"step_{self.step_index:06d}"
         path.mkdir(parents=True, exist_ok=True)
-        self._ray.get([w.save.remote(str(path)) for w in self.learner.workers])
+        self.learner.save(str(path))
         (path / "coordinator.json").write_text(json.dumps(self.state_dict()))
         (self.run_dir / "checkpoints" / "latest").write_text(path.name)
         return str(path)
@@ -437,7 +445,7 @@ class Coordinator:
     def load_checkpoint(self, path: str) -> None:
         """Restore learner, sampler (RNG included), step and weight version; generators get the weights."""
         state = json.loads((Path(path) / "coordinator.json").read_text())
-        self._ray.get([w.load.remote(str(path)) for w in self.learner.workers])
+        self.learner.load(str(path))
         self.step_index, self.version = state["step"], state["version"]
         self.sampler.load_state_dict(state["sampler"])
         self.counters.update(state["counters"])
@@ -463,7 +471,7 @@ class Coordinator:
         return history
 
     def export(self, path: str) -> str:
-        self._ray.get([w.export_hf.remote(path) for w in self.learner.workers])
+        self.learner.export(path)
         return path
 
     def peak_rss(self) -> dict[str, dict[str, float]]:
@@ -474,8 +482,8 @@ class Coordinator:
         out = {"coordinator": peak_rss_mib()}
         for i, g in enumerate(self.generators):
             out[f"generator-{i}"] = self._ray.get(g.peak_rss.remote())
-        for i, w in enumerate(self.learner.workers):
-            out[f"learner-{i}"] = self._ray.get(w.peak_rss.remote())
+        for i, mem in enumerate(self.learner.peak_rss()):
+            out[f"learner-{i}"] = mem
         for i, v in enumerate(self.verifiers.actors):
             out[f"verifier-{i}"] = self._ray.get(v.peak_rss.remote())
         return out
@@ -562,8 +570,7 @@ class Coordinator:
         actor: freeing them does not rely on Ray's clean-up after the creator's death)."""
         for handle in list(self._homes):
             self._release(handle)
-        for worker in self.learner.workers:
-            self._ray.kill(worker)
+        self.learner.kill()
         self.placement.remove()
 
 

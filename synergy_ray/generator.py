@@ -145,14 +145,26 @@ class Generator:
             result.append([step[t].logprob for step, t in zip(steps, r.completion_ids)])
         return result
 
-    def update_weights(self, named_tensors: dict, version: int) -> float:
-        """Load new weights (only the trained ones) into the engine; returns the seconds it took."""
-        from synergy_ray.weight_sync import push_weights
+    def begin_weight_update(self) -> None:
+        """Open a weight-update session (vLLM's); buckets follow, then `finish_weight_update`."""
+        from synergy_ray.weight_sync import begin_update
 
-        start = time.perf_counter()
-        push_weights(self.llm, named_tensors)
+        begin_update(self.llm)
+
+    def load_weight_bucket(self, named_tensors: dict) -> float:
+        """Load one bucket of weights (HF names -> tensors, whole layers) into the engine; returns seconds.
+
+        The learner's rank 0 made the bucket; it arrives here as a Ray object, never through the coordinator.
+        """
+        from synergy_ray.weight_sync import load_tensors
+
+        return load_tensors(self.llm, named_tensors)
+
+    def finish_weight_update(self, version: int) -> None:
+        from synergy_ray.weight_sync import finish_update
+
+        finish_update(self.llm)
         self.version = version
-        return time.perf_counter() - start
 
     def weight_version(self) -> int:
         return self.version
@@ -162,6 +174,12 @@ class Generator:
         from synergy_ray.profiling import peak_rss_mib
 
         return peak_rss_mib()
+
+    def mark_rss(self) -> float:
+        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.profiling)."""
+        from synergy_ray.profiling import mark_rss
+
+        return mark_rss()
 
     def sleep(self) -> float:
         """Free the engine's GPU memory while the learner trains (vLLM sleep level 1: weights to CPU, KV cache

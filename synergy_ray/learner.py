@@ -9,93 +9,82 @@ template the generators used, and checks that the prompt token ids agree (a mism
 silent misalignment). Image placeholder tokens the model happened to generate arrive replaced by the pad
 token (the generator does it) and are masked out of every loss.
 
-Left out: sequence packing, logits chunking for very long sequences, and LoRA under ZeRO-3.
+Every method that touches parameters is a collective under ZeRO-3 (layers are all-gathered in forward,
+backward, export and the weight sync), so `LearnerGroup` calls it on every rank and uses rank 0's answer; a
+mini-batch is dealt so that every rank runs the same number of micro-batches (`core.sharding`). Weights for
+the generators leave rank 0 bucket by bucket (`core.buckets`) as Ray objects handed straight to the generator
+actors: the coordinator passes references and never holds a tensor.
+
+DeepSpeed averages gradients over the data-parallel ranks; the loss is scaled by the world size so the step
+equals the one-rank step on the whole mini-batch (a test checks it).
+
+Left out: sequence packing, logits chunking for very long sequences, LoRA under ZeRO-3, and vLLM's NCCL/IPC
+weight-transfer backends (the weights travel through Ray's object store, on GPU as on CPU).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from synergy_ray.config import SynergyConfig
 from synergy_ray.records import TrainSample
 
 
-@dataclass(frozen=True)
-class LearnerSpec:
-    model_path: str
-    data_path: str
-    prompt_suffix: str
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    freeze_vision: bool = True
-    lora: dict | None = None
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
-    zero_stage: int = 2
-    micro_batch_size: int = 8
-    kl_coef: float = 0.0
-    kl_estimator: str = "k3"
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    aggregation: str = "token_mean"
-    tis_cap: float | None = None
-    seed: int = 0
-
-
 class LearnerWorker:
-    """One rank of the learner group (wrapped with `ray.remote` by `LearnerGroup`)."""
+    """One rank of the learner group (wrapped with `ray.remote` by `LearnerGroup`).
 
-    def __init__(self, spec: LearnerSpec, rank: int, world_size: int, master_addr: str, master_port: int):
+    Built in two calls: the actor starts (cheap), then `setup` on every rank joins the process group at the
+    address rank 0 chose on its own node (`rendezvous`) and builds the DeepSpeed engine.
+    """
+
+    def __init__(self, cfg: SynergyConfig, model_path: str, data_path: str, rank: int, world_size: int):
+        self.cfg, self.model_path, self.data_path = cfg, model_path, data_path
+        self.rank, self.world_size = rank, world_size
+        self.updates = 0  # optimiser steps taken (the warm-up schedule's clock; saved in checkpoints)
+
+    def rendezvous(self) -> tuple[str, int]:
+        """An address and a free port on this actor's node, for the group's process-group rendezvous."""
+        import ray
+
+        return ray.util.get_node_ip_address(), _free_port()
+
+    def setup(self, master_addr: str, master_port: int) -> bool:
         import datasets
         import deepspeed
         from transformers import AutoProcessor
 
-        from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
+        from synergy_ray.core.buckets import plan_buckets
+        from synergy_ray.model.loading import load_policy
         from synergy_ray.model.prompting import pad_token_id
+        from synergy_ray.model.training import EngineSetup, build_engine
 
-        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(rank),
-                          WORLD_SIZE=str(world_size), LOCAL_RANK="0")
-        self.spec, self.rank = spec, rank
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
-        torch.manual_seed(spec.seed)
-        self.processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
-        model = load_policy(spec.model_path, spec.dtype, spec.trust_remote_code)
-        if spec.freeze_vision:
-            freeze_vision(model)
-        if spec.lora:
-            model = apply_lora(model, **spec.lora)
+        c = self.cfg
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
+                                   auto_mpi_discovery=False)
+        self.setup_ = EngineSetup.from_sections(self.model_path, c.model, c.learner, zero_stage=c.learner.zero_stage,
+                                                micro_batch_size=c.learner.micro_batch_size, seed=c.run.seed)
+        self.processor = AutoProcessor.from_pretrained(self.model_path, trust_remote_code=c.model.trust_remote_code)
+        self.engine = build_engine(self.setup_, self.world_size)
         self.reference = None
-        if spec.kl_coef > 0:
-            self.reference = load_policy(spec.model_path, spec.dtype, spec.trust_remote_code).eval()
-            self.reference.requires_grad_(False)
-        optimizer = torch.optim.AdamW(trainable_parameters(model), lr=spec.lr, betas=spec.betas,
-                                      weight_decay=spec.weight_decay)
-        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config(world_size))
+        if c.rl.kl_coef > 0:
+            # A frozen copy outside DeepSpeed, replicated on every rank (a ZeRO-3 partitioned reference is a
+            # further memory saving left out here).
+            self.reference = load_policy(self.model_path, c.model.dtype, c.model.trust_remote_code).eval()
+            self.reference.requires_grad_(False).to(self.engine.device)
         self.device = self.engine.device
-        self.data = datasets.load_from_disk(spec.data_path)
+        self.data = datasets.load_from_disk(self.data_path)
         self.pad_id = pad_token_id(self.processor)
-        self._vision_cache: dict[int, dict[str, torch.Tensor]] = {}
-        self.trainable_names = [n for n, p in self.engine.module.named_parameters() if p.requires_grad]
-
-    def _ds_config(self, world_size: int) -> dict:
-        s = self.spec
-        return {
-            "train_micro_batch_size_per_gpu": s.micro_batch_size,
-            "gradient_accumulation_steps": 1,  # accumulation over micro-batches is ours (variable sizes)
-            "train_batch_size": s.micro_batch_size * world_size,
-            "gradient_clipping": s.grad_clip,
-            "zero_optimization": {"stage": s.zero_stage},
-            "bf16": {"enabled": s.dtype == "bfloat16"},
-            "steps_per_print": 10**9,
-            "zero_allow_untested_optimizer": True,
-        }
+        self._vision_cache: dict[int, tuple[list[int], dict[str, torch.Tensor]]] = {}
+        self._sync_items = self._weights_to_sync()
+        sizes = [(name, math.prod(shape) * _itemsize(c.model.dtype)) for name, shape in self._sync_items]
+        self.buckets = plan_buckets(sizes, int(c.learner.sync_bucket_mib * 2**20))
+        return True
 
     # ------------------------------------------------------------ inputs
 
@@ -105,8 +94,8 @@ class LearnerWorker:
             from synergy_ray.model.prompting import encode_prompt, prompt_text
 
             item = self.data[row]
-            enc = encode_prompt(self.processor, prompt_text(self.processor, item["question"], self.spec.prompt_suffix),
-                                item["image"])
+            text = prompt_text(self.processor, item["question"], self.cfg.data.prompt_suffix)
+            enc = encode_prompt(self.processor, text, item["image"])
             ids = enc.pop("input_ids")[0].tolist()
             enc.pop("attention_mask", None)
             self._vision_cache[row] = (ids, enc)
@@ -115,7 +104,8 @@ class LearnerWorker:
             raise ValueError(f"row {row}: the learner's prompt tokens differ from the generator's")
         return enc
 
-    def _batch(self, samples: list[TrainSample]) -> dict[str, torch.Tensor]:
+    def _batch(self, samples: list[TrainSample], fillers: int = 0) -> dict[str, torch.Tensor]:
+        """Padded tensors for `samples`; the last `fillers` rows are fillers (`core.sharding`): no loss."""
         width = max(s.num_tokens for s in samples)
         n = len(samples)
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
@@ -126,7 +116,8 @@ class LearnerWorker:
             seq = s.prompt_ids + s.completion_ids
             ids[i, :len(seq)] = torch.tensor(seq)
             attn[i, :len(seq)] = 1
-            completion[i, len(s.prompt_ids):len(seq)] = True
+            if i < n - fillers:
+                completion[i, len(s.prompt_ids):len(seq)] = True
             vision.append(self._vision(s.row, s.prompt_ids))
         # Generators replaced generated image placeholders by the pad token; those positions learn nothing.
         batch = {"input_ids": ids, "attention_mask": attn, "completion": completion & (ids != self.pad_id)}
@@ -135,11 +126,11 @@ class LearnerWorker:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def _token_logprobs(self, model, batch) -> torch.Tensor:
-        """[B, T-1] log-probs of each next token (position t scores token t + 1)."""
+        """[B, T-1] log-probs of each next token (position t scores token t + 1), in float32."""
         from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
 
         inputs = {k: v for k, v in batch.items() if k != "completion"}
-        logits = model(**inputs).logits
+        logits = model(**inputs).logits.float()
         logits, targets, _ = shift_for_next_token(logits, batch["input_ids"])
         return gather_token_logprobs(logits, targets)
 
@@ -153,49 +144,66 @@ class LearnerWorker:
             out[i, p - 1:p - 1 + len(vals)] = torch.tensor(vals, dtype=torch.float32)
         return out.to(completion_mask.device)
 
-    # ------------------------------------------------------------ public API
+    def _micro_batches(self, samples: list[TrainSample], fillers: int):
+        """(chunk, fillers in it) pairs of at most `micro_batch_size` rows; fillers are the part's tail."""
+        size, real = self.cfg.learner.micro_batch_size, len(samples) - fillers
+        for i in range(0, len(samples), size):
+            chunk = samples[i:i + size]
+            yield chunk, len(chunk) - max(0, min(len(chunk), real - i))
+
+    # ------------------------------------------------------------ public API (every rank, same call)
 
     @torch.no_grad()
-    def logprobs(self, samples: list[TrainSample]) -> list[list[float]]:
-        """The policy's log-probs of each sample's completion tokens (NaN at masked placeholder tokens)."""
+    def logprobs(self, samples: list[TrainSample], fillers: int = 0) -> list[list[float]]:
+        """The policy's log-probs of each real sample's completion tokens (NaN at masked placeholder tokens)."""
+        self.engine.eval()
         out = []
-        for chunk in _chunks(samples, self.spec.micro_batch_size):
-            batch = self._batch(chunk)
-            lp = self._token_logprobs(self.engine.module, batch)
+        for chunk, fill in self._micro_batches(samples, fillers):
+            batch = self._batch(chunk, fill)
+            lp = self._token_logprobs(self.engine, batch)
             mask = batch["completion"][:, 1:]
-            for i, s in enumerate(chunk):
+            for i, s in enumerate(chunk[:len(chunk) - fill]):
                 p, n = len(s.prompt_ids), len(s.completion_ids)
                 row = torch.where(mask[i, p - 1:p - 1 + n], lp[i, p - 1:p - 1 + n], torch.nan)
                 out.append(row.tolist())
         return out
 
-    def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int) -> dict[str, float]:
+    def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int,
+                   fillers: int = 0) -> dict[str, float]:
         """One optimiser step on this rank's share of a mini-batch.
 
         `total_tokens` / `total_sequences` count the whole mini-batch over all ranks, so each micro-batch's loss
         is scaled to its share and the summed gradient equals the gradient of the mini-batch loss.
         """
+        from synergy_ray.model.training import set_lr, warmup_lr
+
         self.engine.train()
+        set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
         stats: dict[str, float] = {}
-        chunks = list(_chunks(samples, self.spec.micro_batch_size)) or [[]]
-        for k, chunk in enumerate(chunks):
+        chunks = list(self._micro_batches(samples, fillers))
+        for k, (chunk, fill) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
-            loss, parts = self._loss(chunk, total_tokens, total_sequences)
-            self.engine.backward(loss)
+            loss, parts = self._loss(chunk, fill, total_tokens, total_sequences)
+            # DeepSpeed averages gradients over the ranks; our loss is already a share of the global mean.
+            self.engine.backward(loss * self.world_size)
             for key, v in parts.items():
                 stats[key] = stats.get(key, 0.0) + v
         self.engine.step()
+        self.updates += 1
+        norm = self.engine.get_global_grad_norm()  # before clipping; the same on every rank
+        if norm is not None and self.rank == 0:  # the group sums stats over ranks: report it once
+            stats["grad_norm"] = float(norm)
         return stats
 
-    def _loss(self, samples: list[TrainSample], total_tokens: int, total_sequences: int):
+    def _loss(self, samples: list[TrainSample], fillers: int, total_tokens: int, total_sequences: int):
         """GRPO (clipped surrogate + KL to the reference) on sampled tokens, weighted NLL on given tokens.
 
         All formulas come from `core`; this only lays the per-sample values onto the token grid.
         """
         from synergy_ray.core.objective import grpo_sft_loss
 
-        s = self.spec
-        batch = self._batch(samples)
+        r = self.cfg.rl
+        batch = self._batch(samples, fillers)
         width = batch["input_ids"].shape[1]
         logp = self._token_logprobs(self.engine, batch)
         completion = batch["completion"][:, 1:].float()
@@ -207,51 +215,63 @@ class LearnerWorker:
         # Single-update steps are on-policy: old = current (detached), ratio 1, the clip never binds.
         old = grid(lambda x: x.old_logprobs or [math.nan] * len(x.completion_ids))
         old = torch.where(torch.isnan(old), logp.detach(), old)
-        sampler = grid(lambda x: x.sampler_logprobs) if s.tis_cap is not None else None
+        sampler = grid(lambda x: x.sampler_logprobs) if r.tis_cap is not None else None
         adv = torch.tensor([x.advantage for x in samples], dtype=torch.float32, device=logp.device)
         ref = None
         if self.reference is not None:
             with torch.no_grad():
                 ref = self._token_logprobs(self.reference, batch)
         sft_weight = grid(lambda x: [x.sft_weight] * len(x.completion_ids))
-        loss, parts = grpo_sft_loss(
-            logp, old, ref, adv, policy_mask, sft_mask, sft_weight, clip_low=s.clip_low, clip_high=s.clip_high,
-            kl_coef=s.kl_coef, kl_estimator=s.kl_estimator, aggregation=s.aggregation, total_tokens=total_tokens,
-            total_sequences=total_sequences, sampler_logprobs=sampler, tis_cap=s.tis_cap)
-        return loss, parts
+        return grpo_sft_loss(
+            logp, old, ref, adv, policy_mask, sft_mask, sft_weight, clip_low=r.clip_low, clip_high=r.clip_high,
+            kl_coef=r.kl_coef, kl_estimator=r.kl_estimator, aggregation=r.aggregation, total_tokens=total_tokens,
+            total_sequences=total_sequences, sampler_logprobs=sampler, tis_cap=r.tis_cap)
 
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The weights that training changes, under the checkpoint's own (HF) names, as CPU tensors.
+    # ------------------------------------------------------------ weights out (every rank, same call)
 
-        With LoRA the adapted projections are sent merged (W + scale * B @ A), under the base model's names.
-        """
-        import deepspeed
-
+    def _weights_to_sync(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(HF name, shape) of each tensor a sync sends, in model order: the trainable parameters, or with
+        LoRA each adapted projection's merged weight under the base model's name."""
         model = self.engine.module
-        params = [p for _, p in model.named_parameters()] if self.spec.zero_stage == 3 else []
-        with deepspeed.zero.GatheredParameters(params, enabled=bool(params)):
-            if self.spec.lora:
-                return _merged_lora_state(model)
-            return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+        if self.cfg.model.lora:
+            return [(f"{_base_name(n)}.weight", tuple(m.base_layer.weight.shape)) for n, m in _lora_modules(model)]
+        return [(n, tuple(getattr(p, "ds_shape", p.shape))) for n, p in model.named_parameters() if p.requires_grad]
 
-    def save(self, path: str, client_state: dict | None = None) -> None:
-        self.engine.save_checkpoint(path, tag="learner", client_state=client_state or {})
+    def weight_bucket(self, index: int) -> dict[str, torch.Tensor] | None:
+        """Bucket `index` of the sync plan as CPU tensors on rank 0 (None on the others, which only join the
+        ZeRO-3 gather). The caller hands rank 0's result to the generators as a Ray reference."""
+        from synergy_ray.model.training import gathered
 
-    def load(self, path: str) -> dict:
+        names = set(self.buckets[index])
+        model = self.engine.module
+        if self.cfg.model.lora:  # ZeRO <= 2 (config rule): every rank holds the full weights
+            if self.rank:
+                return None
+            return {f"{_base_name(n)}.weight": _merged_weight(m) for n, m in _lora_modules(model)
+                    if f"{_base_name(n)}.weight" in names}
+        params = [(n, p) for n, p in model.named_parameters() if n in names]
+        with gathered([p for _, p in params], self.cfg.learner.zero_stage):
+            if self.rank:
+                return None
+            return {n: p.detach().to("cpu", copy=True) for n, p in params}
+
+    def num_buckets(self) -> int:
+        return len(self.buckets)
+
+    def sync_bytes(self) -> int:
+        return sum(math.prod(shape) for _, shape in self._sync_items) * _itemsize(self.cfg.model.dtype)
+
+    def save(self, path: str) -> None:
+        self.engine.save_checkpoint(path, tag="learner", client_state={"updates": self.updates})
+
+    def load(self, path: str) -> None:
         _, state = self.engine.load_checkpoint(path, tag="learner")
-        return state or {}
+        self.updates = int((state or {}).get("updates", 0))
 
     def export_hf(self, path: str, processor_too: bool = True) -> None:
-        import deepspeed
+        from synergy_ray.model.training import export_hf
 
-        model = self.engine.module
-        params = list(model.parameters()) if self.spec.zero_stage == 3 else []
-        with deepspeed.zero.GatheredParameters(params, enabled=bool(params)):
-            if self.rank == 0:
-                out = model.merge_and_unload() if self.spec.lora else model
-                out.save_pretrained(path)
-                if processor_too:
-                    self.processor.save_pretrained(path)
+        export_hf(self.engine, self.processor if processor_too else None, path, self.rank, self.setup_)
 
     def ready(self) -> bool:
         return True
@@ -262,50 +282,139 @@ class LearnerWorker:
 
         return peak_rss_mib()
 
+    def mark_rss(self) -> float:
+        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.profiling)."""
+        from synergy_ray.profiling import mark_rss
 
-def _merged_lora_state(model) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, module in model.named_modules():
-        if hasattr(module, "lora_A") and hasattr(module, "get_delta_weight"):
-            for adapter in module.lora_A:
-                weight = module.base_layer.weight.detach() + module.get_delta_weight(adapter).detach()
-                base = name.replace("base_model.model.", "", 1)
-                out[f"{base}.weight"] = weight.to("cpu", copy=True)
-    return out
+        return mark_rss()
 
 
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _itemsize(dtype: str) -> int:
+    return 2 if dtype in ("bfloat16", "float16") else 4
+
+
+def _lora_modules(model):
+    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "get_delta_weight")]
+
+
+def _base_name(peft_name: str) -> str:
+    return peft_name.replace("base_model.model.", "", 1)
+
+
+def _merged_weight(module) -> torch.Tensor:
+    """W + scale * B @ A for a PEFT LoRA layer (every adapter it holds)."""
+    weight = module.base_layer.weight.detach()
+    for adapter in module.lora_A:
+        weight = weight + module.get_delta_weight(adapter).detach()
+    return weight.to("cpu", copy=True)
 
 
 def _free_port() -> int:
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 
 class LearnerGroup:
-    """N learner actors as one data-parallel group; the coordinator talks to this handle, not to ranks."""
+    """N learner actors as one data-parallel group; the coordinator talks to this handle, not to ranks.
 
-    def __init__(self, spec: LearnerSpec, num_workers: int = 1, num_cpus: float = 1, num_gpus: float = 0,
-                 placement: list[dict] | None = None, master_addr: str | None = None):
-        """`placement`: per-rank actor options (resources and placement-group bundle) from the run's plan;
-        `master_addr`: the node rank 0 is placed on, when the plan knows it."""
+    Every call goes to every rank (ZeRO-3 collectives) and returns one result.
+    """
+
+    def __init__(self, cfg: SynergyConfig, model_path: str, data_path: str, num_cpus: float = 1,
+                 num_gpus: float = 0, placement: list[dict] | None = None):
+        """`placement`: per-rank actor options (resources and placement-group bundle) from the run's plan."""
         import ray
 
+        self._ray = ray
+        world = cfg.learner.num_workers
         actor = ray.remote(LearnerWorker)
-        options = placement or [{"num_cpus": num_cpus, "num_gpus": num_gpus}] * num_workers
-        addr = "127.0.0.1" if num_workers == 1 else master_addr or ray.util.get_node_ip_address()
-        port = _free_port()
-        self.workers = [actor.options(**options[r]).remote(spec, r, num_workers, addr, port)
-                        for r in range(num_workers)]
-        ray.get([w.ready.remote() for w in self.workers])
+        options = placement or [{"num_cpus": num_cpus, "num_gpus": num_gpus}] * world
+        self.workers = [actor.options(**options[r]).remote(cfg, model_path, data_path, r, world)
+                        for r in range(world)]
+        addr, port = ray.get(self.workers[0].rendezvous.remote())  # rank 0's node, wherever it was placed
+        if world == 1:
+            addr = "127.0.0.1"
+        ray.get([w.setup.remote(addr, port) for w in self.workers])
+        self._num_buckets = ray.get(self.workers[0].num_buckets.remote())
 
-    def shard(self, samples: list) -> list[list]:
-        return [samples[r::len(self.workers)] for r in range(len(self.workers))]
+    def _deal(self, samples: list[TrainSample]) -> list[tuple[list[TrainSample], int]]:
+        """Each rank's samples (same length everywhere, padded with fillers) and its filler count."""
+        from synergy_ray.core.sharding import FILLER, deal
 
-    def logprob_refs(self, samples: list[TrainSample]) -> list[Any]:
-        return [w.logprobs.remote(part) for w, part in zip(self.workers, self.shard(samples))]
+        parts = deal(len(samples), len(self.workers))
+        return [([samples[i] if i != FILLER else samples[0] for i in p], p.count(FILLER)) for p in parts]
+
+    def _call_all(self, method: str, *args) -> list:
+        return self._ray.get([getattr(w, method).remote(*args) for w in self.workers])
+
+    def logprobs(self, samples: list[TrainSample]) -> list[list[float]]:
+        """Each sample's completion log-probs under the current policy, in the order given."""
+        from synergy_ray.core.sharding import deal
+
+        if not samples:
+            return []
+        refs = [w.logprobs.remote(part, fill) for w, (part, fill) in zip(self.workers, self._deal(samples))]
+        out: list[list[float] | None] = [None] * len(samples)
+        for indices, values in zip(deal(len(samples), len(self.workers)), self._ray.get(refs)):
+            for i, v in zip(indices, values):  # fillers come last and returned nothing
+                out[i] = v
+        return out  # type: ignore[return-value]
+
+    def train_step(self, samples: list[TrainSample], total_tokens: int) -> dict[str, float]:
+        """One optimiser step on a mini-batch dealt over the ranks; stats summed over ranks."""
+        refs = [w.train_step.remote(part, total_tokens, len(samples), fill)
+                for w, (part, fill) in zip(self.workers, self._deal(samples))]
+        totals: dict[str, float] = {}
+        for part in self._ray.get(refs):
+            for k, v in part.items():
+                totals[k] = totals.get(k, 0.0) + v
+        return totals
+
+    def push_weights(self, generators: list, version: int) -> float:
+        """Stream the weights to `generators` bucket by bucket; returns the slowest engine's load seconds.
+
+        Rank 0's bucket is a Ray object passed by reference to each generator: it goes from rank 0's object
+        store to the engines without entering this (the coordinator's) process. At most one bucket is in
+        flight at a time.
+        """
+        if not generators:
+            return 0.0
+        ray = self._ray
+        ray.get([g.begin_weight_update.remote() for g in generators])
+        seconds = [0.0] * len(generators)
+        for index in range(self._num_buckets):
+            parts = [w.weight_bucket.remote(index) for w in self.workers]  # all ranks join the gather
+            loads = ray.get([g.load_weight_bucket.remote(parts[0]) for g in generators])
+            seconds = [a + b for a, b in zip(seconds, loads)]
+            ray.get(parts[1:])
+            del parts
+        ray.get([g.finish_weight_update.remote(version) for g in generators])
+        return max(seconds)
+
+    def save(self, path: str) -> None:
+        self._call_all("save", path)
+
+    def load(self, path: str) -> None:
+        self._call_all("load", path)
+
+    def export(self, path: str) -> None:
+        self._call_all("export_hf", path)
+
+    def sync_bytes(self) -> int:
+        return self._ray.get(self.workers[0].sync_bytes.remote())
+
+    def num_buckets(self) -> int:
+        return self._num_buckets
+
+    def peak_rss(self) -> list[dict[str, float]]:
+        return self._call_all("peak_rss")
+
+    def mark_rss(self) -> list[float]:
+        return self._call_all("mark_rss")
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            self._ray.kill(worker)

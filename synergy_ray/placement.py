@@ -88,12 +88,6 @@ class RolePlacement:
         print("[placement] " + plan.describe().replace("\n", "\n[placement] "), flush=True)
         return cls(plan, group, pinned, generator)
 
-    def learner_master_addr(self) -> str | None:
-        """The IP of the node learner rank 0 is pinned to (node names are "ip/node-id-prefix"), else None."""
-        if not self.pinned:
-            return None
-        return self.plan.node_of(self.plan.of("learner")[0]).split("/")[0]
-
     def options(self, role: str, index: int) -> dict[str, Any]:
         """`.options(...)` for a planned actor: its CPUs, its share of GPUs, its bundle."""
         a = next(a for a in self.plan.of(role) if a.index == index)

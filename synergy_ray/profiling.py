@@ -51,3 +51,34 @@ def peak_rss_mib(pid: int | None = None) -> dict[str, float]:
             continue
         stack += _children(child)
     return {"self": own, "children": children, "total": own + children}
+
+
+def _tree(pid: int) -> list[int]:
+    out, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack += _children(p)
+    return out
+
+
+def _status_mib(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def mark_rss() -> float:
+    """Current resident MiB of this process tree, and its peak reset to now (Linux `clear_refs` 5), so a
+    later `peak_rss_mib()` measures the peak since this mark. Elsewhere returns 0 and resets nothing."""
+    if not sys.platform.startswith("linux"):
+        return 0.0
+    total = 0.0
+    for pid in _tree(os.getpid()):
+        try:
+            total += _status_mib(pid, "VmRSS")
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            continue
+    return total

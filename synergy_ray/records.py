@@ -63,6 +63,10 @@ class TrainSample:
     def num_tokens(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
 
+    def loss_tokens(self, pad_id: int) -> int:
+        """Completion tokens that carry a loss: the learner masks pad-id tokens out."""
+        return sum(t != pad_id for t in self.completion_ids)
+
 
 def nan_list(n: int) -> list[float]:
     return [math.nan] * n

@@ -45,6 +45,7 @@ class SFTJobSpec:
     micro_batch_size: int = 4
     max_seq_len: int = 1024
     zero_stage: int = 2
+    gradient_checkpointing: bool = False
     checkpoint_every_steps: int = 0  # 0 = once per epoch
     seed: int = 0
     metrics_path: str | None = None
@@ -68,26 +69,25 @@ def spec_from_config(cfg: SynergyConfig, model_path: str, data_path: str, export
         model_path=model_path, data_path=data_path, export_dir=export_dir, target=s.target,
         prompt_suffix=cfg.data.prompt_suffix, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
         freeze_vision=cfg.model.freeze_vision, lora=lora.model_dump() if lora else None, lr=s.lr,
-        weight_decay=cfg.learner.weight_decay, betas=cfg.learner.betas, grad_clip=cfg.learner.grad_clip,
-        warmup_steps=cfg.learner.warmup_steps, epochs=s.epochs, batch_size=s.batch_size,
-        micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len, zero_stage=s.zero_stage,
+        weight_decay=s.weight_decay, betas=s.betas, grad_clip=s.grad_clip, warmup_steps=s.warmup_steps,
+        epochs=s.epochs, batch_size=s.batch_size, micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len,
+        zero_stage=s.zero_stage, gradient_checkpointing=s.gradient_checkpointing,
         checkpoint_every_steps=s.checkpoint_every_steps, seed=s.seed,
     )
     return SFTJobSpec(**{**asdict(spec), **changes})
 
 
-def deepspeed_config(spec: SFTJobSpec, world_size: int) -> dict:
-    accumulation = spec.batch_size // (spec.micro_batch_size * world_size)
-    return {
-        "train_micro_batch_size_per_gpu": spec.micro_batch_size,
-        "gradient_accumulation_steps": max(1, accumulation),
-        "gradient_clipping": spec.grad_clip,
-        "zero_optimization": {"stage": spec.zero_stage},
-        "bf16": {"enabled": spec.dtype == "bfloat16"},
-        "fp16": {"enabled": spec.dtype == "float16"},
-        "steps_per_print": 10**9,
-        "zero_allow_untested_optimizer": True,  # a plain torch AdamW: DeepSpeed's fused Adam needs CUDA
-    }
+def engine_setup(spec: SFTJobSpec, world_size: int):
+    """The shared trainer set-up (`model.training`) for this job: accumulation fills `batch_size`."""
+    from synergy_ray.model.training import EngineSetup
+
+    return EngineSetup(
+        model_path=spec.model_path, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code,
+        freeze_vision=spec.freeze_vision, lora=spec.lora, lr=spec.lr, weight_decay=spec.weight_decay,
+        betas=tuple(spec.betas), grad_clip=spec.grad_clip, warmup_steps=spec.warmup_steps,
+        zero_stage=spec.zero_stage, micro_batch_size=spec.micro_batch_size,
+        gradient_accumulation_steps=max(1, spec.batch_size // (spec.micro_batch_size * world_size)),
+        gradient_checkpointing=spec.gradient_checkpointing, seed=spec.seed)
 
 
 # ---------------------------------------------------------------- inside each Ray Train worker
@@ -146,40 +146,19 @@ def _save_checkpoint(engine, state: dict, metrics: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _export(engine, spec: SFTJobSpec, processor, rank: int, out_dir: str | None = None) -> None:
-    import deepspeed
-
-    model = engine.module
-    params = list(model.parameters()) if spec.zero_stage == 3 else []
-    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=bool(params)):
-        if rank == 0:
-            out = model.merge_and_unload() if spec.lora else model
-            out.save_pretrained(out_dir or spec.export_dir)
-            processor.save_pretrained(out_dir or spec.export_dir)
-
-
 def train_loop_per_worker(spec_dict: dict) -> dict:
-    import deepspeed
     import ray.train
-    import torch
     from transformers import AutoProcessor
 
-    from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
     from synergy_ray.model.prompting import collate
+    from synergy_ray.model.training import build_engine, export_hf, set_lr, warmup_lr
 
     spec = SFTJobSpec(**spec_dict)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.manual_seed(spec.seed)
     processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
-    model = load_policy(spec.model_path, spec.dtype, spec.trust_remote_code)
-    if spec.freeze_vision:
-        freeze_vision(model)
-    if spec.lora:
-        model = apply_lora(model, **spec.lora)
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=spec.lr, betas=spec.betas,
-                                  weight_decay=spec.weight_decay)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=deepspeed_config(spec, world))
+    setup = engine_setup(spec, world)
+    engine = build_engine(setup, world)
     examples, dropped = _encode_all(spec, processor)
 
     state = {"epoch": 0, "micro": 0, "step": 0, "history": []}
@@ -194,8 +173,7 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
         batches = _micro_batches(len(examples), spec, epoch, rank, world)
         window = []
         for micro in range(state["micro"], len(batches)):
-            for group in engine.optimizer.param_groups:  # linear warm-up, then constant
-                group["lr"] = spec.lr * min(1.0, (state["step"] + 1) / max(1, spec.warmup_steps))
+            set_lr(engine, warmup_lr(spec.lr, state["step"], spec.warmup_steps))
             loss = _sft_loss(engine, collate([examples[i] for i in batches[micro]], pad))
             engine.backward(loss)
             engine.step()
@@ -214,9 +192,9 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
                 _save_checkpoint(engine, {**state, "epoch": epoch, "micro": micro + 1}, row)
         state["micro"] = 0
         if spec.epochs_dir:
-            _export(engine, spec, processor, rank, str(Path(spec.epochs_dir) / f"epoch_{epoch + 1}"))
+            export_hf(engine, processor, str(Path(spec.epochs_dir) / f"epoch_{epoch + 1}"), rank, setup)
         _save_checkpoint(engine, {**state, "epoch": epoch + 1, "micro": 0}, {"epoch": epoch + 1, **_last(state)})
-    _export(engine, spec, processor, rank)
+    export_hf(engine, processor, spec.export_dir, rank, setup)
     return {"history": state["history"], "dropped_too_long": dropped}
 
 

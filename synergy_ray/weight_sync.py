@@ -53,7 +53,9 @@ What it leaves out
 * Same-node only: the file lives in the node's ``/dev/shm``. Across nodes, move the tensors with Ray's object
   store and call `push_weights` in the engine's process (what the generator actor does). On multi-GPU
   clusters vLLM's ``nccl`` backend is the faster path; it plugs into the same session API.
-* No chunking: one update is one file holding all pushed tensors (RAM peak ~ twice the pushed bytes).
+* Buckets: a session (`begin_update` / `load_update` per bucket / `finish_update`) takes any number of
+  files, one bucket each, so the RAM a sync needs beyond the model is one bucket (the learner plans them,
+  `core.buckets`, whole layers per bucket).
 * No tied-weight or quantised-checkpoint special cases beyond what `load_weights` already does.
 * Fused groups are known by the HF suffixes vLLM stacks for the supported architectures
   (``q_proj/k_proj/v_proj`` and ``gate_proj/up_proj``); other fused layouts must be pushed whole.
@@ -169,34 +171,55 @@ def release_update(update_info: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Engine side (the process that owns the `vllm.LLM`)
 # ---------------------------------------------------------------------------------------------------------
-def apply_weight_update(llm: Any, update_info: Mapping[str, Any], reset_caches: bool = True) -> None:
-    """Load the weights behind `update_info` into an in-process `vllm.LLM` and drop state the old weights made.
-
-    Uses only the public session API: start / update / finish run on every worker via `collective_rpc`,
-    with just `update_info` (a path and two counts) crossing the RPC. Must not overlap a `generate` call.
-    """
-    payload = {"path": str(update_info["path"])}
+def begin_update(llm: Any) -> None:
+    """Open a weight-update session on every worker of an in-process `vllm.LLM` (public session API)."""
     llm.collective_rpc("start_weight_update")
-    # If this raises, the worker has already closed the session (and the engine restored a runnable model),
-    # so there is no finish to call.
-    llm.collective_rpc("update_weights", kwargs={"update_info": payload})
+
+
+def load_update(llm: Any, update_info: Mapping[str, Any]) -> None:
+    """Load one file of weights (a bucket) inside an open session; only a path crosses vLLM's RPC.
+
+    A bucket must hold whole layers (see `core.buckets`): each layer is rebuilt from the pieces it receives.
+    If this raises, the worker has already closed the session (and restored a runnable model).
+    """
+    llm.collective_rpc("update_weights", kwargs={"update_info": {"path": str(update_info["path"])}})
+
+
+def finish_update(llm: Any, reset_caches: bool = True) -> None:
+    """Close the session; drop the KV blocks and vision-encoder outputs the old weights computed."""
     llm.collective_rpc("finish_weight_update")
     if reset_caches:
-        # KV blocks and vision-encoder outputs computed with the old weights must not be reused.
         if not llm.reset_prefix_cache():
             raise RuntimeError("weight sync: could not reset the prefix cache (requests still running?)")
         llm.llm_engine.reset_encoder_cache()
 
 
-def push_weights(llm: Any, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
+def load_tensors(llm: Any, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
                  directory: str | os.PathLike | None = None) -> float:
-    """`send_weights` + `apply_weight_update` + `release_update` on an in-process `vllm.LLM`; returns seconds."""
+    """`send_weights` + `load_update` + `release_update` inside an open session; returns seconds."""
     start = time.perf_counter()
     info = send_weights(named_tensors, directory)
     try:
-        apply_weight_update(llm, info)
+        load_update(llm, info)
     finally:
         release_update(info)
+    return time.perf_counter() - start
+
+
+def apply_weight_update(llm: Any, update_info: Mapping[str, Any], reset_caches: bool = True) -> None:
+    """One whole session for one file: begin, load, finish. Must not overlap a `generate` call."""
+    begin_update(llm)
+    load_update(llm, update_info)
+    finish_update(llm, reset_caches)
+
+
+def push_weights(llm: Any, named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
+                 directory: str | os.PathLike | None = None) -> float:
+    """A whole session for one set of tensors on an in-process `vllm.LLM`; returns seconds."""
+    start = time.perf_counter()
+    begin_update(llm)
+    load_tensors(llm, named_tensors, directory)
+    finish_update(llm)
     return time.perf_counter() - start
 
 

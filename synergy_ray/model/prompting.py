@@ -122,5 +122,6 @@ def image_placeholder_ids(processor: Any) -> set[int]:
 
 
 def pad_token_id(processor: Any) -> int:
-    tok = processor.tokenizer
+    """The id every loss masks out: the pad token, or EOS when there is none (a processor or a tokenizer)."""
+    tok = getattr(processor, "tokenizer", processor)
     return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

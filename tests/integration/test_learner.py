@@ -1,23 +1,35 @@
-"""The DeepSpeed learner on its own: a GRPO step moves log-probs the way the advantages say, and SFT-routed
-tokens learn without entering the policy ratio."""
+"""The DeepSpeed learner on its own: a GRPO step moves log-probs the way the advantages say, SFT-routed tokens
+learn without entering the policy ratio, and the group shape (ranks, ZeRO stage, checkpointing) changes how the
+step is computed, never what it computes."""
 
 import math
 
 import pytest
+import torch
+
+
+def _cfg(smoke_run, *overrides):
+    from synergy_ray.config import load_config
+
+    cfg, prepared = smoke_run
+    return load_config("configs/smoke_cpu.yaml", [f"run.output_dir={cfg.run.output_dir}",
+                                                  f"model.path={prepared.model_path}", *overrides])
+
+
+def _group(smoke_run, *overrides, num_cpus=0.5):
+    from synergy_ray.learner import LearnerGroup
+
+    _, prepared = smoke_run
+    return LearnerGroup(_cfg(smoke_run, *overrides), prepared.model_path, str(prepared.train_path),
+                        num_cpus=num_cpus)
 
 
 @pytest.fixture(scope="module")
 def learner(ray_local, smoke_run):
-    from synergy_ray.learner import LearnerGroup, LearnerSpec
-
-    cfg, prepared = smoke_run
-    spec = LearnerSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
-                       prompt_suffix=cfg.data.prompt_suffix, lr=1e-3, kl_coef=0.0, zero_stage=2,
-                       micro_batch_size=1)  # two micro-batches: accumulation must keep both
-    group = LearnerGroup(spec, num_workers=1, num_cpus=0.5)
-    yield group.workers[0], prepared
-    for w in group.workers:
-        ray_local.kill(w)
+    # micro-batch 1: two micro-batches, accumulation must keep both
+    group = _group(smoke_run, "learner.lr=1e-3", "rl.kl_coef=0", "learner.micro_batch_size=1")
+    yield group, smoke_run[1]
+    group.kill()
 
 
 def _samples(prepared, **kw):
@@ -42,52 +54,105 @@ def _mean(values):
     return sum(values) / len(values)
 
 
-def test_grpo_step_raises_positive_and_lowers_negative_advantage(learner, ray_local):
-    worker, prepared = learner
+def test_grpo_step_raises_positive_and_lowers_negative_advantage(learner):
+    group, prepared = learner
     good, bad = _samples(prepared)
     # The two completions differ only in their answer digits; the shared tokens get +1 and -1 and cancel.
     digits = [i for i, (a, b) in enumerate(zip(good.completion_ids, bad.completion_ids)) if a != b]
     assert len(digits) == 2
-    before = ray_local.get(worker.logprobs.remote([good, bad]))
+    before = group.logprobs([good, bad])
     tokens = len(good.completion_ids) + len(bad.completion_ids)
-    stats = ray_local.get(worker.train_step.remote([good, bad], tokens, 2))  # micro-batch 1: two accumulate
-    after = ray_local.get(worker.logprobs.remote([good, bad]))
+    stats = group.train_step([good, bad], tokens)  # micro-batch 1: two accumulate
+    after = group.logprobs([good, bad])
     assert stats["policy_tokens"] == tokens and stats["sft_tokens"] == 0
     for i in digits:
         assert after[0][i] > before[0][i] + 1e-3, (i, before[0][i], after[0][i])  # positive advantage
         assert after[1][i] < before[1][i] - 1e-3, (i, before[1][i], after[1][i])  # negative advantage
 
 
-def test_sft_routed_tokens_learn_and_skip_the_ratio(learner, ray_local):
-    worker, prepared = learner
+def test_sft_routed_tokens_learn_and_skip_the_ratio(learner):
+    group, prepared = learner
     good, _ = _samples(prepared)
     n = len(good.completion_ids)
     expert = type(good)(row=0, prompt_ids=good.prompt_ids, completion_ids=good.completion_ids,
                         sampler_logprobs=[math.nan] * n, advantage=0.0, policy_from=n, sft_weight=1.0)
-    before = _mean(ray_local.get(worker.logprobs.remote([expert]))[0])
-    stats = ray_local.get(worker.train_step.remote([expert], n, 1))
-    after = _mean(ray_local.get(worker.logprobs.remote([expert]))[0])
+    before = _mean(group.logprobs([expert])[0])
+    stats = group.train_step([expert], n)
+    after = _mean(group.logprobs([expert])[0])
     assert stats["policy_tokens"] == 0 and stats["sft_tokens"] == n
     assert after > before + 1e-3
 
 
-def test_micro_batch_accumulation_equals_one_big_batch(ray_local, smoke_run):
-    """Mixed long and short sequences: four micro-batches of one give the same update as one batch of four."""
-    from synergy_ray.learner import LearnerGroup, LearnerSpec
-
-    cfg, prepared = smoke_run
+def _mixed_batch(prepared):
     good, bad = _samples(prepared)
     long_good = type(good)(**{**good.__dict__, "completion_ids": good.completion_ids * 4,
                               "sampler_logprobs": good.sampler_logprobs * 4})
-    samples = [good, long_good, bad, bad]
+    return [good, long_good, bad]  # three rows: two ranks get 2 and 1 (+ a filler)
+
+
+def _one_step(smoke_run, samples, *overrides, export_to):
+    """Train one step on `samples`, export; returns (stats, exported tensors)."""
+    from safetensors.torch import load_file
+
+    group = _group(smoke_run, "learner.lr=1e-3", "rl.kl_coef=0", *overrides, num_cpus=0.25)
+    try:
+        stats = group.train_step(samples, sum(len(s.completion_ids) for s in samples))
+        group.export(str(export_to))
+    finally:
+        group.kill()
+    return stats, load_file(str(export_to / "model.safetensors"))
+
+
+def test_two_ranks_give_the_one_rank_update_under_zero2_and_zero3(ray_local, smoke_run, tmp_path):
+    """Same mini-batch, same seed: 1 rank vs 2 ranks (ZeRO-2, ZeRO-3) end with the same parameters; the
+    odd row count makes one rank run a filler, and the gradient norm shows the loss is not rescaled."""
+    samples = _mixed_batch(smoke_run[1])
+    base_stats, base = _one_step(smoke_run, samples, "learner.micro_batch_size=1", export_to=tmp_path / "one")
+    for stage in (2, 3):
+        stats, other = _one_step(smoke_run, samples, "learner.num_workers=2", f"learner.zero_stage={stage}",
+                                 "learner.micro_batch_size=1", export_to=tmp_path / f"two_z{stage}")
+        assert other.keys() == base.keys()
+        diff = max((other[k].float() - base[k].float()).abs().max().item() for k in base)
+        assert diff <= 1e-5, (stage, diff)
+        assert stats["policy_tokens"] == base_stats["policy_tokens"]
+        assert stats["grad_norm"] == pytest.approx(base_stats["grad_norm"], rel=1e-4), stage
+        assert stats["loss"] == pytest.approx(base_stats["loss"], rel=1e-5, abs=1e-7), stage
+
+
+def test_micro_batch_accumulation_equals_one_big_batch(ray_local, smoke_run):
+    """Mixed long and short sequences: micro-batches of one give the same update as one batch of all."""
+    samples = _mixed_batch(smoke_run[1]) + [_samples(smoke_run[1])[1]]
     tokens = sum(len(s.completion_ids) for s in samples)
     after = {}
     for micro in (4, 1):
-        spec = LearnerSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
-                           prompt_suffix=cfg.data.prompt_suffix, lr=1e-3, micro_batch_size=micro)
-        worker = LearnerGroup(spec, num_workers=1, num_cpus=0.5).workers[0]
-        ray_local.get(worker.train_step.remote(samples, tokens, len(samples)))
-        after[micro] = ray_local.get(worker.logprobs.remote(samples))
-        ray_local.kill(worker)
+        group = _group(smoke_run, "learner.lr=1e-3", f"learner.micro_batch_size={micro}")
+        group.train_step(samples, tokens)
+        after[micro] = group.logprobs(samples)
+        group.kill()
     diff = max(abs(a - b) for x, y in zip(after[4], after[1]) for a, b in zip(x, y) if not math.isnan(a))
     assert diff < 1e-4, diff
+
+
+def test_gradient_checkpointing_changes_memory_not_the_step(ray_local, smoke_run, tmp_path):
+    """Checkpointing on vs off: the same loss, gradient norm and parameters after the step."""
+    samples = _mixed_batch(smoke_run[1])
+    off_stats, off = _one_step(smoke_run, samples, export_to=tmp_path / "off")
+    on_stats, on = _one_step(smoke_run, samples, "learner.gradient_checkpointing=true", export_to=tmp_path / "on")
+    assert on_stats["loss"] == pytest.approx(off_stats["loss"], abs=1e-6)
+    assert on_stats["grad_norm"] == pytest.approx(off_stats["grad_norm"], rel=1e-5)
+    assert max((on[k] - off[k]).abs().max().item() for k in off) <= 1e-5
+
+
+def test_checkpointing_is_really_on(smoke_run):
+    """The knob reaches the model: a decoder layer's forward runs again in backward (recomputation), and
+    only when the knob is on."""
+    from synergy_ray.model.training import EngineSetup, load_trainable_model
+
+    _, prepared = smoke_run
+    for enabled, expected in ((True, 2), (False, 1)):
+        model = load_trainable_model(EngineSetup(prepared.model_path, gradient_checkpointing=enabled))
+        calls = []
+        model.model.text_model.layers[0].register_forward_pre_hook(lambda *a: calls.append(1))
+        model.train()
+        model.model.text_model(input_ids=torch.tensor([[1, 2, 3, 4]])).last_hidden_state.sum().backward()
+        assert len(calls) == expected, enabled

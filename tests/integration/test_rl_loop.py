@@ -1,7 +1,8 @@
 """The distributed GRPO loop with the real parts: vLLM generator actors, verifier actors, DeepSpeed learner.
 
-One coordinator (two generators, so one can be killed) serves the whole module: starting engines costs a
-minute here, so the checks run in sequence on the same run.
+One coordinator serves the whole module at the shape the paper's config runs: two learner ranks under ZeRO-3
+(every parameter call a collective) and two generators (so one can be killed). Starting engines costs a minute
+here, so the checks run in sequence on the same run.
 """
 
 import json
@@ -12,7 +13,9 @@ import pytest
 SMOKE_RL = [
     "rl.steps=4", "rl.prompt_batch=4", "rl.mini_batch=2", "rollout.group_size=4", "rollout.max_tokens=56",
     "rollout.num_generators=2", "rollout.max_generators=2", "cluster.cpus_per_generator=0.5",
-    "cluster.cpus_per_learner=0.5", "learner.lr=1e-3", "rl.kl_coef=0.01", "learner.micro_batch_size=8",
+    "cluster.cpus_per_learner=0.25", "learner.lr=1e-3", "rl.kl_coef=0.01", "learner.micro_batch_size=4",
+    "learner.num_workers=2", "learner.zero_stage=3",
+    "learner.sync_bucket_mib=0.5",  # ~1.9 MiB of trainable weights: several buckets per sync
 ]
 
 
@@ -54,7 +57,7 @@ def test_two_steps_end_to_end_with_two_mini_batches(coordinator, ray_local):
 def test_peak_memory_is_reported_per_role(coordinator, ray_local):
     handle, _ = coordinator
     mem = ray_local.get(handle.peak_rss.remote())
-    assert set(mem) == {"coordinator", "generator-0", "generator-1", "learner-0", "verifier-0"}
+    assert set(mem) == {"coordinator", "generator-0", "generator-1", "learner-0", "learner-1", "verifier-0"}
     # A generator's engine lives in processes it spawned (engine core, worker): they must be counted.
     assert mem["generator-0"]["children"] > mem["verifier-0"]["children"] > 0
     assert all(m["total"] >= m["self"] > 0 for m in mem.values())

@@ -119,4 +119,3 @@ def test_run_placement_offers_generators_the_planned_then_the_open_colocated_uni
     assert [b for b, _, _ in slots] == [0, 1, 2, 3, 4, 5, 6, 7]  # planned 0-3, then learner-only units 4-7
     assert all(gpus == 0.5 and cpus == 4 for _, gpus, cpus in slots)
     assert len(slots) == cfg.rollout.max_generators  # the pool can reach its maximum without new reservations
-    assert placement.learner_master_addr() == "10.0.0.5"

@@ -1,0 +1,176 @@
+"""One training set-up for both trainers (the RL learner and the SFT job): model, freezing, LoRA, gradient
+checkpointing, the DeepSpeed engine, learning-rate warm-up, gathering ZeRO-3 parameters, and HF export.
+
+Both trainers build an `EngineSetup` from their own config section (`learner` for RL, `sft` for SFT) and call
+`build_engine`; nothing about the model or DeepSpeed is written twice.
+
+Precision: `dtype` is the model's parameter dtype. bfloat16/float16 switch on DeepSpeed's matching section,
+so the optimiser keeps fp32 master weights while forward and backward run in the low precision.
+
+Left out: DeepSpeed's fused/CPU-offload optimisers (a plain torch AdamW works on CPU and GPU alike) and
+activation offload.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    model_path: str
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    freeze_vision: bool = True
+    lora: dict | None = None
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    zero_stage: int = 2
+    micro_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+    @classmethod
+    def from_sections(cls, model_path: str, model, optim, **values) -> EngineSetup:
+        """From the `model` config section and a trainer's optimiser section (`learner` or `sft`)."""
+        return cls(model_path=model_path, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                   freeze_vision=model.freeze_vision, lora=model.lora.model_dump() if model.lora else None,
+                   lr=optim.lr, weight_decay=optim.weight_decay, betas=tuple(optim.betas), grad_clip=optim.grad_clip,
+                   warmup_steps=optim.warmup_steps, gradient_checkpointing=optim.gradient_checkpointing, **values)
+
+
+def deepspeed_config(setup: EngineSetup, world_size: int) -> dict:
+    return {
+        "train_micro_batch_size_per_gpu": setup.micro_batch_size,
+        "gradient_accumulation_steps": setup.gradient_accumulation_steps,
+        "train_batch_size": setup.micro_batch_size * setup.gradient_accumulation_steps * world_size,
+        "gradient_clipping": setup.grad_clip,
+        "zero_optimization": {"stage": setup.zero_stage},
+        "bf16": {"enabled": setup.dtype == "bfloat16"},
+        "fp16": {"enabled": setup.dtype == "float16"},
+        "steps_per_print": 10**9,
+        "zero_allow_untested_optimizer": True,  # a plain torch AdamW: DeepSpeed's fused Adam needs CUDA
+    }
+
+
+def load_trainable_model(setup: EngineSetup) -> torch.nn.Module:
+    """The policy as it trains: vision frozen (when asked), LoRA adapters (when asked), checkpointing on."""
+    from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy
+
+    model = load_policy(setup.model_path, setup.dtype, setup.trust_remote_code)
+    if setup.freeze_vision:
+        freeze_vision(model)
+    if setup.gradient_checkpointing:
+        # Non-reentrant checkpointing: gradients reach trainable layers even when the inputs (embeddings of a
+        # frozen tower) need none, and it composes with ZeRO-3's parameter hooks.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if setup.lora:
+        model = apply_lora(model, **setup.lora)
+    return model
+
+
+def build_engine(setup: EngineSetup, world_size: int):
+    """`deepspeed.initialize` over the trainable model with AdamW; torch.distributed must be initialised."""
+    import deepspeed
+
+    from synergy_ray.model.loading import trainable_parameters
+
+    torch.manual_seed(setup.seed)
+    model = load_trainable_model(setup)
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=setup.lr, betas=setup.betas,
+                                  weight_decay=setup.weight_decay)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=deepspeed_config(setup, world_size))
+    return engine
+
+
+def warmup_lr(base_lr: float, step: int, warmup_steps: int) -> float:
+    """Linear warm-up over `warmup_steps` optimiser steps (step counts from 0), then constant."""
+    return base_lr * min(1.0, (step + 1) / max(1, warmup_steps))
+
+
+def set_lr(engine, lr: float) -> None:
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+
+
+@contextmanager
+def gathered(params: list, zero_stage: int):
+    """Full values of `params` on every rank inside the block (a ZeRO-3 all-gather; a no-op below stage 3).
+
+    A collective under ZeRO-3: every rank must enter it with the same parameters in the same order.
+    """
+    import deepspeed
+
+    enabled = zero_stage == 3 and bool(params)
+    with deepspeed.zero.GatheredParameters(params if enabled else [], modifier_rank=None, enabled=enabled):
+        yield
+
+
+def parameter_groups(model: torch.nn.Module) -> list[list[tuple[str, torch.nn.Parameter]]]:
+    """The model's named parameters, one group per layer (`core.buckets.layer_key`), in model order."""
+    from synergy_ray.core.buckets import layer_key
+
+    groups: dict[str, list] = {}
+    for name, param in model.named_parameters():
+        groups.setdefault(layer_key(name), []).append((name, param))
+    return list(groups.values())
+
+
+def full_state_dict(model: torch.nn.Module, rank: int, zero_stage: int) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer as a CPU tensor on rank 0 ({} elsewhere); every rank must call it.
+
+    Under ZeRO-3 parameters are gathered one layer at a time, so no rank holds more than one layer beyond its
+    shard on the accelerator. Buffers are never partitioned; only persistent ones are part of a checkpoint.
+    """
+    state: dict[str, torch.Tensor] = {}
+    for group in parameter_groups(model):
+        with gathered([p for _, p in group], zero_stage):
+            if rank == 0:
+                state.update((n, p.detach().to("cpu", copy=True)) for n, p in group)
+    if rank == 0:
+        persistent = set(model.state_dict())  # non-persistent buffers (rotary tables) are not checkpointed
+        state.update((n, b.detach().to("cpu", copy=True)) for n, b in model.named_buffers() if n in persistent)
+    return state
+
+
+def export_hf(engine, processor: Any, path: str, rank: int, setup: EngineSetup) -> None:
+    """Write a plain Hugging Face directory (LoRA merged) from rank 0; every rank must call it (ZeRO-3).
+
+    The training model is never modified (LoRA is merged into a copy of the state dict, not in place).
+    """
+    model = engine.module
+    state = full_state_dict(model, rank, setup.zero_stage)
+    if rank != 0:
+        return
+    if setup.lora:
+        state = merged_lora_state_dict(model, state)
+        model = model.get_base_model()
+    model.save_pretrained(path, state_dict=state)
+    if processor is not None:
+        processor.save_pretrained(path)
+
+
+def merged_lora_state_dict(peft_model, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A PEFT state dict (names under `base_model.model.`) as the base model's: W + scale * B @ A for every
+    adapted projection, adapter tensors dropped, names without the PEFT prefix."""
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if "lora_" in name:
+            continue
+        out[name.replace("base_model.model.", "", 1).replace(".base_layer.", ".")] = tensor
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and hasattr(module, "get_delta_weight"):
+            base = name.replace("base_model.model.", "", 1)
+            for adapter in module.lora_A:
+                delta = module.get_delta_weight(adapter).detach().to("cpu", out[f"{base}.weight"].dtype)
+                out[f"{base}.weight"] = out[f"{base}.weight"] + delta
+    return out

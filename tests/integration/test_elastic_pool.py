@@ -1,7 +1,8 @@
-"""Elastic rollouts on a simulated two-node cluster: a node added grows the generator pool, a node removed
-shrinks it, no prompt is lost, and a member that joins mid-run serves the current weights.
+"""Multi-node runs on a simulated cluster: learner ranks on two nodes train and sync; elastic rollouts (a node
+added grows the generator pool, a node removed shrinks it, no prompt is lost, and a member that joins mid-run
+serves the current weights).
 
-The scenario runs in its own process (elastic_pool_scenario.py): it needs a `ray.cluster_utils.Cluster`, and
+Each scenario runs in its own process (elastic_pool_scenario.py, learner_nodes_scenario.py): it needs a `ray.cluster_utils.Cluster`, and
 this test session is already connected to the `ray_local` Ray that made the smoke base model.
 """
 
@@ -16,17 +17,31 @@ SYNC_GAP_MAX = 2e-3  # as in test_rl_loop: after a sync vLLM's and the learner's
 SCENARIO_TIMEOUT_S = 600
 
 
-def test_pool_follows_nodes_and_new_members_serve_current_weights(smoke_run, smoke_base, tmp_path):
+def _scenario(script: str, smoke_run, smoke_base, tmp_path) -> dict:
+    """Run a multi-node scenario script in its own process; its RESULT line, parsed."""
     _, prepared = smoke_run
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("elastic_pool_scenario.py")), str(smoke_base),
+        [sys.executable, str(Path(__file__).with_name(script)), str(smoke_base),
          str(prepared.train_path), str(tmp_path / "work"), str(tmp_path / "runs")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-4000:]
-    r = json.loads(lines[-1].removeprefix("RESULT "))
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_learner_ranks_on_two_nodes_train_and_sync(smoke_run, smoke_base, tmp_path):
+    r = _scenario("learner_nodes_scenario.py", smoke_run, smoke_base, tmp_path)
+    planned = r["placement"]["planned"]  # bundles: learner 0, learner 1, generator 0
+    assert planned == r["placement"]["placed"] and planned[0] != planned[1], planned
+    assert [s["version"] for s in r["steps"]] == [1, 2]
+    assert all(s["updates"] == 2.0 for s in r["steps"])  # prompt_batch 4 / mini_batch 2
+    assert all(s["gap"] is not None and s["gap"] < SYNC_GAP_MAX for s in r["steps"]), r["steps"]
+
+
+def test_pool_follows_nodes_and_new_members_serve_current_weights(smoke_run, smoke_base, tmp_path):
+    r = _scenario("elastic_pool_scenario.py", smoke_run, smoke_base, tmp_path)
 
     # The run's placement group is where the plan put it: every bundle on its planned (pinned) node.
     assert r["placement"]["planned"] == r["placement"]["placed"] and None not in r["placement"]["placed"]

@@ -151,14 +151,25 @@ class Generator:
 
         begin_update(self.llm)
 
-    def load_weight_bucket(self, named_tensors: dict) -> float:
-        """Load one bucket of weights (HF names -> tensors, whole layers) into the engine; returns seconds.
+    def load_weight_bucket(self, bucket: dict) -> float:
+        """Load one bucket of weights (whole layers) into the engine; returns seconds.
 
-        The learner's rank 0 made the bucket; it arrives here as a Ray object, never through the coordinator.
+        `bucket` is either the small dict naming a shared-memory file the learner wrote on this node (the
+        engine reads it; the learner deletes it) or, from another node, the tensors themselves (HF names ->
+        tensors), which go through a file of this node. Neither passes through the coordinator.
         """
-        from synergy_ray.weight_sync import load_tensors
+        from synergy_ray.weight_sync import load_tensors, load_update
 
-        return load_tensors(self.llm, named_tensors)
+        if isinstance(bucket.get("path"), str):  # a file's name (HF tensor names never read "path")
+            start = time.perf_counter()
+            load_update(self.llm, bucket)
+            return time.perf_counter() - start
+        return load_tensors(self.llm, bucket)
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def finish_weight_update(self, version: int) -> None:
         from synergy_ray.weight_sync import finish_update

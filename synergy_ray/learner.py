@@ -13,7 +13,8 @@ Every method that touches parameters is a collective under ZeRO-3 (layers are al
 backward, export and the weight sync), so `LearnerGroup` calls it on every rank and uses rank 0's answer; a
 mini-batch is dealt so that every rank runs the same number of micro-batches (`core.sharding`). Weights for
 the generators leave rank 0 bucket by bucket (`core.buckets`) as Ray objects handed straight to the generator
-actors: the coordinator passes references and never holds a tensor.
+actors (or, to generators on rank 0's node, as a shared-memory file their engines read): the coordinator
+passes references and never holds a tensor.
 
 DeepSpeed averages gradients over the data-parallel ranks; the loss is scaled by the world size so the step
 equals the one-rank step on the whole mini-batch (a test checks it).
@@ -237,23 +238,40 @@ class LearnerWorker:
             return [(f"{_base_name(n)}.weight", tuple(m.base_layer.weight.shape)) for n, m in _lora_modules(model)]
         return [(n, tuple(getattr(p, "ds_shape", p.shape))) for n, p in model.named_parameters() if p.requires_grad]
 
-    def weight_bucket(self, index: int) -> dict[str, torch.Tensor] | None:
-        """Bucket `index` of the sync plan as CPU tensors on rank 0 (None on the others, which only join the
-        ZeRO-3 gather). The caller hands rank 0's result to the generators as a Ray reference."""
+    def weight_bucket(self, index: int, as_file: bool, as_tensors: bool) -> tuple[Any, Any]:
+        """Bucket `index` of the sync plan, from rank 0; the other ranks only join the ZeRO-3 gather and
+        return (None, None). Two results (the group calls this with num_returns=2):
+
+        - `as_file`: the bucket written to this node's shared memory (`weight_sync.send_weights`), as the
+          small dict naming the file, for generators on this node (their engines read the file directly);
+        - `as_tensors`: the tensors themselves, for generators on other nodes (Ray moves them).
+        """
         from synergy_ray.model.training import gathered
+        from synergy_ray.weight_sync import send_weights
 
         names = set(self.buckets[index])
         model = self.engine.module
         if self.cfg.model.lora:  # ZeRO <= 2 (config rule): every rank holds the full weights
-            if self.rank:
-                return None
-            return {f"{_base_name(n)}.weight": _merged_weight(m) for n, m in _lora_modules(model)
-                    if f"{_base_name(n)}.weight" in names}
-        params = [(n, p) for n, p in model.named_parameters() if n in names]
-        with gathered([p for _, p in params], self.cfg.learner.zero_stage):
-            if self.rank:
-                return None
-            return {n: p.detach().to("cpu", copy=True) for n, p in params}
+            tensors = {f"{_base_name(n)}.weight": _merged_weight(m) for n, m in _lora_modules(model)
+                       if f"{_base_name(n)}.weight" in names} if self.rank == 0 else None
+        else:
+            params = [(n, p) for n, p in model.named_parameters() if n in names]
+            with gathered([p for _, p in params], self.cfg.learner.zero_stage):
+                tensors = {n: p.detach().to("cpu", copy=True) for n, p in params} if self.rank == 0 else None
+        if tensors is None:
+            return None, None
+        return (send_weights(tensors) if as_file else None), (tensors if as_tensors else None)
+
+    def release_bucket(self, update_info: dict | None) -> None:
+        from synergy_ray.weight_sync import release_update
+
+        if update_info:
+            release_update(update_info)
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def num_buckets(self) -> int:
         return len(self.buckets)
@@ -339,6 +357,7 @@ class LearnerGroup:
             addr = "127.0.0.1"
         ray.get([w.setup.remote(addr, port) for w in self.workers])
         self._num_buckets = ray.get(self.workers[0].num_buckets.remote())
+        self._rank0_node = ray.get(self.workers[0].node_id.remote())
 
     def _deal(self, samples: list[TrainSample]) -> list[tuple[list[TrainSample], int]]:
         """Each rank's samples (same length everywhere, padded with fillers) and its filler count."""
@@ -376,21 +395,27 @@ class LearnerGroup:
     def push_weights(self, generators: list, version: int) -> float:
         """Stream the weights to `generators` bucket by bucket; returns the slowest engine's load seconds.
 
-        Rank 0's bucket is a Ray object passed by reference to each generator: it goes from rank 0's object
-        store to the engines without entering this (the coordinator's) process. At most one bucket is in
-        flight at a time.
+        Generators on rank 0's node get each bucket as a file rank 0 wrote to the node's shared memory (their
+        engines read it; nothing is copied through Ray); generators on other nodes get it as a Ray object
+        passed by reference, which Ray moves from rank 0's node to theirs. Either way nothing enters this
+        (the coordinator's) process, and one bucket at a time is in flight.
         """
         if not generators:
             return 0.0
         ray = self._ray
+        local = [g for g, node in zip(generators, ray.get([g.node_id.remote() for g in generators]))
+                 if node == self._rank0_node]
         ray.get([g.begin_weight_update.remote() for g in generators])
         seconds = [0.0] * len(generators)
         for index in range(self._num_buckets):
-            parts = [w.weight_bucket.remote(index) for w in self.workers]  # all ranks join the gather
-            loads = ray.get([g.load_weight_bucket.remote(parts[0]) for g in generators])
+            as_file, as_tensors = bool(local), len(local) < len(generators)
+            parts = [w.weight_bucket.options(num_returns=2).remote(index, as_file, as_tensors)
+                     for w in self.workers]  # every rank joins the gather
+            info, tensors = parts[0]
+            loads = ray.get([g.load_weight_bucket.remote(info if g in local else tensors) for g in generators])
             seconds = [a + b for a, b in zip(seconds, loads)]
-            ray.get(parts[1:])
-            del parts
+            ray.get([self.workers[0].release_bucket.remote(info)] + [ref for part in parts[1:] for ref in part])
+            del parts, info, tensors
         ray.get([g.finish_weight_update.remote(version) for g in generators])
         return max(seconds)
 

@@ -15,39 +15,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.model.training import EngineSetup
 
 
-@dataclass(frozen=True)
-class SFTJobSpec:
-    """Everything a worker needs, as plain values (it crosses into Ray workers)."""
+@dataclass(frozen=True, kw_only=True)
+class SFTJobSpec(EngineSetup):
+    """Everything a worker needs, as plain values (it crosses into Ray workers): the shared trainer set-up
+    (model, optimiser, ZeRO, checkpointing; `gradient_accumulation_steps` is derived from `batch_size`) plus
+    the job's own fields."""
 
-    model_path: str
     data_path: str
     export_dir: str
     target: str = "long_cot"  # dataset column holding the assistant response
     prompt_suffix: str = ""
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    freeze_vision: bool = True
-    lora: dict[str, Any] | None = None
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
-    warmup_steps: int = 0
     epochs: int = 1
     batch_size: int = 8
-    micro_batch_size: int = 4
     max_seq_len: int = 1024
-    zero_stage: int = 2
-    gradient_checkpointing: bool = False
     checkpoint_every_steps: int = 0  # 0 = once per epoch
-    seed: int = 0
     metrics_path: str | None = None
     crash_at_step: int | None = None  # failure injection for tests: crash once, at this step, on rank 0
     epochs_dir: str | None = None  # also export each epoch's model to <epochs_dir>/epoch_<n> (best-checkpoint pick)
@@ -64,30 +52,20 @@ class SFTResult:
 
 
 def spec_from_config(cfg: SynergyConfig, model_path: str, data_path: str, export_dir: str, **changes) -> SFTJobSpec:
-    s, lora = cfg.sft, cfg.model.lora
-    spec = SFTJobSpec(
-        model_path=model_path, data_path=data_path, export_dir=export_dir, target=s.target,
-        prompt_suffix=cfg.data.prompt_suffix, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
-        freeze_vision=cfg.model.freeze_vision, lora=lora.model_dump() if lora else None, lr=s.lr,
-        weight_decay=s.weight_decay, betas=s.betas, grad_clip=s.grad_clip, warmup_steps=s.warmup_steps,
-        epochs=s.epochs, batch_size=s.batch_size, micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len,
-        zero_stage=s.zero_stage, gradient_checkpointing=s.gradient_checkpointing,
-        checkpoint_every_steps=s.checkpoint_every_steps, seed=s.seed,
-    )
-    return SFTJobSpec(**{**asdict(spec), **changes})
+    s = cfg.sft
+    spec = SFTJobSpec.from_sections(
+        model_path, cfg.model, s, data_path=data_path, export_dir=export_dir, target=s.target,
+        prompt_suffix=cfg.data.prompt_suffix, epochs=s.epochs, batch_size=s.batch_size,
+        micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len, zero_stage=s.zero_stage,
+        checkpoint_every_steps=s.checkpoint_every_steps, seed=s.seed)
+    return replace(spec, **changes)
 
 
-def engine_setup(spec: SFTJobSpec, world_size: int):
-    """The shared trainer set-up (`model.training`) for this job: accumulation fills `batch_size`."""
-    from synergy_ray.model.training import EngineSetup
-
-    return EngineSetup(
-        model_path=spec.model_path, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code,
-        freeze_vision=spec.freeze_vision, lora=spec.lora, lr=spec.lr, weight_decay=spec.weight_decay,
-        betas=tuple(spec.betas), grad_clip=spec.grad_clip, warmup_steps=spec.warmup_steps,
-        zero_stage=spec.zero_stage, micro_batch_size=spec.micro_batch_size,
-        gradient_accumulation_steps=max(1, spec.batch_size // (spec.micro_batch_size * world_size)),
-        gradient_checkpointing=spec.gradient_checkpointing, seed=spec.seed)
+def engine_setup(spec: SFTJobSpec, world_size: int) -> EngineSetup:
+    """The shared trainer set-up for this job, with accumulation filling `batch_size`."""
+    accumulation = max(1, spec.batch_size // (spec.micro_batch_size * world_size))
+    return EngineSetup(**{**{f.name: getattr(spec, f.name) for f in fields(EngineSetup)},
+                          "gradient_accumulation_steps": accumulation})
 
 
 # ---------------------------------------------------------------- inside each Ray Train worker

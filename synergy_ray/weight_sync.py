@@ -63,6 +63,7 @@ What it leaves out
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -299,30 +300,32 @@ if WeightTransferEngine is not None:
                 torch.accelerator.synchronize()
 
         def receive_weights(self, update_info: ShmWeightTransferUpdateInfo) -> None:
-            from safetensors.torch import load_file
-
-            tensors = load_file(update_info.path, device="cpu")
-            weights = list(tensors.items())
-            weights += self._complete_fused_groups(set(tensors))
-            self._ever_pushed.update(tensors)
-            for name in tensors:
-                self._fill_cache.pop(name, None)
+            from safetensors import safe_open
 
             from vllm.model_executor.model_loader.mtp_validation import disable_mtp_completeness_check
             from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
 
-            if not self._reloading:
-                initialize_layerwise_reload(self.model)
-                self._reloading = True
-            try:
-                with disable_mtp_completeness_check():
-                    self.model.load_weights(weights)
-            except BaseException:
-                # e.g. a name the model does not know. The worker ends the session without calling
-                # finish_weight_update, so put the layers back in serving form here before re-raising
-                # (layers completed before the error keep their new values).
-                self.finish_weight_update()
-                raise
+            # Tensors are read one at a time as the loader asks for them (the file is memory-mapped), so the
+            # worker's extra memory is about one tensor, not the whole bucket.
+            with safe_open(update_info.path, framework="pt", device="cpu") as f:
+                names = list(f.keys())
+                fills = self._complete_fused_groups(set(names))
+                self._ever_pushed.update(names)
+                for name in names:
+                    self._fill_cache.pop(name, None)
+                weights = itertools.chain(((n, f.get_tensor(n)) for n in names), fills)
+                if not self._reloading:
+                    initialize_layerwise_reload(self.model)
+                    self._reloading = True
+                try:
+                    with disable_mtp_completeness_check():
+                        self.model.load_weights(weights)
+                except BaseException:
+                    # e.g. a name the model does not know. The worker ends the session without calling
+                    # finish_weight_update, so put the layers back in serving form here before re-raising
+                    # (layers completed before the error keep their new values).
+                    self.finish_weight_update()
+                    raise
 
         def finish_weight_update(self) -> None:
             if not self._reloading:

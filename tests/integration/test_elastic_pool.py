@@ -31,13 +31,15 @@ def _scenario(script: str, smoke_run, smoke_base, tmp_path) -> dict:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def test_learner_ranks_on_two_nodes_train_and_sync(smoke_run, smoke_base, tmp_path):
+def test_learner_ranks_on_two_nodes_train_and_sync_lora(smoke_run, smoke_base, tmp_path):
     r = _scenario("learner_nodes_scenario.py", smoke_run, smoke_base, tmp_path)
     planned = r["placement"]["planned"]  # bundles: learner 0, learner 1, generator 0
     assert planned == r["placement"]["placed"] and planned[0] != planned[1], planned
-    assert [s["version"] for s in r["steps"]] == [1, 2]
+    assert [s["version"] for s in r["steps"]] == [1, 2, 3]
     assert all(s["updates"] == 2.0 for s in r["steps"])  # prompt_batch 4 / mini_batch 2
     assert all(s["gap"] is not None and s["gap"] < SYNC_GAP_MAX for s in r["steps"]), r["steps"]
+    # LoRA merged into a plain checkpoint: only the adapted projections moved.
+    assert r["changed"] and all("q_proj" in n or "v_proj" in n for n in r["changed"]), r["changed"][:5]
 
 
 def test_pool_follows_nodes_and_new_members_serve_current_weights(smoke_run, smoke_base, tmp_path):

@@ -32,7 +32,8 @@ MIXED = [
     (ScoreRequest("half/1", "<think>two of four</think> \\boxed{\\dfrac{2}{4}}", "0.5"), 1.0, True, True),
     (ScoreRequest("square/0", "<think>count</think> \\boxed{B}", "B", SHAPES), 1.0, True, True),
     (ScoreRequest("square/1", "<think>count</think> \\boxed{4}", "B", SHAPES), 1.0, True, True),  # option text
-    (ScoreRequest("square/2", "The answer is (B)", "B", SHAPES), 0.9, True, False),
+    # No box and no </think>: there is no final answer to grade (a letter in free text may be reasoning).
+    (ScoreRequest("square/2", "The answer is (B)", "B", SHAPES), 0.0, False, False),
     (ScoreRequest("square/3", "<think>count</think> \\boxed{C}", "B", SHAPES), 0.1, False, True),
     (ScoreRequest("fmt/0", "<think></think> \\boxed{5}", "5"), 0.9, True, False),  # empty reasoning
     (ScoreRequest("fmt/1", "<think>a</think><think>b</think> \\boxed{5}", "5"), 0.9, True, False),

@@ -63,7 +63,7 @@ def run_dir(tmp_path):
         for s in steps[:2] + [resumed, steps[2]]:  # resumed from step 1: step 2 logged twice, the last wins
             f.write(json.dumps(asdict(s)) + "\n")
         f.write('{"step": 4, "reward_')  # a line still being written
-    spec = SFTJobSpec("m", "d", "e", metrics_path=str(run / "sft_metrics.jsonl"), log_every=100)
+    spec = SFTJobSpec(model_path="m", data_path="d", export_dir="e", metrics_path=str(run / "sft_metrics.jsonl"), log_every=100)
     for step, loss in ((1, 9.0), (2, 3.0), (3, 0.2)):
         _log(spec, {"step": step, "epoch": 0, "loss": loss})
     return run

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.model.loading import DTYPES
 from synergy_ray.records import TrainSample
 
 
@@ -83,7 +84,7 @@ class LearnerWorker:
         self.pad_id = pad_token_id(self.processor)
         self._vision_cache: dict[int, tuple[list[int], dict[str, torch.Tensor]]] = {}
         self._sync_items = self._weights_to_sync()
-        sizes = [(name, math.prod(shape) * _itemsize(c.model.dtype)) for name, shape in self._sync_items]
+        sizes = [(name, math.prod(shape) * DTYPES[c.model.dtype].itemsize) for name, shape in self._sync_items]
         self.buckets = plan_buckets(sizes, int(c.learner.sync_bucket_mib * 2**20))
         return True
 
@@ -233,9 +234,11 @@ class LearnerWorker:
     def _weights_to_sync(self) -> list[tuple[str, tuple[int, ...]]]:
         """(HF name, shape) of each tensor a sync sends, in model order: the trainable parameters, or with
         LoRA each adapted projection's merged weight under the base model's name."""
+        from synergy_ray.model.training import base_name, lora_modules
+
         model = self.engine.module
         if self.cfg.model.lora:
-            return [(f"{_base_name(n)}.weight", tuple(m.base_layer.weight.shape)) for n, m in _lora_modules(model)]
+            return [(f"{base_name(n)}.weight", tuple(m.base_layer.weight.shape)) for n, m in lora_modules(model)]
         return [(n, tuple(getattr(p, "ds_shape", p.shape))) for n, p in model.named_parameters() if p.requires_grad]
 
     def weight_bucket(self, index: int, as_file: bool, as_tensors: bool) -> tuple[Any, Any]:
@@ -246,14 +249,14 @@ class LearnerWorker:
           small dict naming the file, for generators on this node (their engines read the file directly);
         - `as_tensors`: the tensors themselves, for generators on other nodes (Ray moves them).
         """
-        from synergy_ray.model.training import gathered
+        from synergy_ray.model.training import base_name, gathered, lora_modules, merged_weight
         from synergy_ray.weight_sync import send_weights
 
         names = set(self.buckets[index])
         model = self.engine.module
         if self.cfg.model.lora:  # ZeRO <= 2 (config rule): every rank holds the full weights
-            tensors = {f"{_base_name(n)}.weight": _merged_weight(m) for n, m in _lora_modules(model)
-                       if f"{_base_name(n)}.weight" in names} if self.rank == 0 else None
+            tensors = {f"{base_name(n)}.weight": merged_weight(m) for n, m in lora_modules(model)
+                       if f"{base_name(n)}.weight" in names} if self.rank == 0 else None
         else:
             params = [(n, p) for n, p in model.named_parameters() if n in names]
             with gathered([p for _, p in params], self.cfg.learner.zero_stage):
@@ -277,7 +280,7 @@ class LearnerWorker:
         return len(self.buckets)
 
     def sync_bytes(self) -> int:
-        return sum(math.prod(shape) for _, shape in self._sync_items) * _itemsize(self.cfg.model.dtype)
+        return sum(math.prod(shape) for _, shape in self._sync_items) * DTYPES[self.cfg.model.dtype].itemsize
 
     def save(self, path: str) -> None:
         self.engine.save_checkpoint(path, tag="learner", client_state={"updates": self.updates})
@@ -291,9 +294,6 @@ class LearnerWorker:
 
         export_hf(self.engine, self.processor if processor_too else None, path, self.rank, self.setup_)
 
-    def ready(self) -> bool:
-        return True
-
     def peak_rss(self) -> dict[str, float]:
         """Peak memory (MiB) of this rank's process (see synergy_ray.profiling)."""
         from synergy_ray.profiling import peak_rss_mib
@@ -305,26 +305,6 @@ class LearnerWorker:
         from synergy_ray.profiling import mark_rss
 
         return mark_rss()
-
-
-def _itemsize(dtype: str) -> int:
-    return 2 if dtype in ("bfloat16", "float16") else 4
-
-
-def _lora_modules(model):
-    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "get_delta_weight")]
-
-
-def _base_name(peft_name: str) -> str:
-    return peft_name.replace("base_model.model.", "", 1)
-
-
-def _merged_weight(module) -> torch.Tensor:
-    """W + scale * B @ A for a PEFT LoRA layer (every adapter it holds)."""
-    weight = module.base_layer.weight.detach()
-    for adapter in module.lora_A:
-        weight = weight + module.get_delta_weight(adapter).detach()
-    return weight.to("cpu", copy=True)
 
 
 def _free_port() -> int:

@@ -159,18 +159,29 @@ def export_hf(engine, processor: Any, path: str, rank: int, setup: EngineSetup) 
         processor.save_pretrained(path)
 
 
+def lora_modules(peft_model) -> list[tuple[str, torch.nn.Module]]:
+    """(name, layer) of every PEFT LoRA layer of the model."""
+    return [(n, m) for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "get_delta_weight")]
+
+
+def base_name(peft_name: str) -> str:
+    """A PEFT module/parameter name as the base model's (without the `base_model.model.` prefix)."""
+    return peft_name.replace("base_model.model.", "", 1)
+
+
+def merged_weight(layer, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """W + scale * B @ A over every adapter a PEFT LoRA layer holds, on CPU; `weight` defaults to the layer's."""
+    weight = layer.base_layer.weight.detach() if weight is None else weight
+    for adapter in layer.lora_A:
+        weight = weight + layer.get_delta_weight(adapter).detach().to(weight.device, weight.dtype)
+    return weight.to("cpu", copy=True)
+
+
 def merged_lora_state_dict(peft_model, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A PEFT state dict (names under `base_model.model.`) as the base model's: W + scale * B @ A for every
-    adapted projection, adapter tensors dropped, names without the PEFT prefix."""
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in state.items():
-        if "lora_" in name:
-            continue
-        out[name.replace("base_model.model.", "", 1).replace(".base_layer.", ".")] = tensor
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and hasattr(module, "get_delta_weight"):
-            base = name.replace("base_model.model.", "", 1)
-            for adapter in module.lora_A:
-                delta = module.get_delta_weight(adapter).detach().to("cpu", out[f"{base}.weight"].dtype)
-                out[f"{base}.weight"] = out[f"{base}.weight"] + delta
+    """A PEFT state dict (names under `base_model.model.`) as the base model's: every adapted projection
+    merged (`merged_weight`), adapter tensors dropped, names without the PEFT prefix."""
+    out = {base_name(n).replace(".base_layer.", "."): t for n, t in state.items() if "lora_" not in n}
+    for name, layer in lora_modules(peft_model):
+        key = f"{base_name(name)}.weight"
+        out[key] = merged_weight(layer, out[key])
     return out

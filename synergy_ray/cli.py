@@ -13,7 +13,9 @@ import sys
 from synergy_ray.config import ConfigError, SynergyConfig, load_config
 
 EXIT_BAD_CONFIG = 2
-EXIT_NOT_AVAILABLE = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
+RUNS_HERE = ("prepare", "train", "demo", "sft", "compare", "eval")  # read the config's paths on this machine
+RUNS_ROLES = ("check", "train", "demo", "sft", "compare")  # start Ray roles: must fit the cluster
 DEMO_CONFIG = "configs/demo_cpu.yaml"
 
 
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("paths", nargs="+", metavar="DIR", help="checkpoint directories or run directories")
     sv.add_argument("--config", default=None,
                     help="YAML config (default: the run directory's config.resolved.yaml, else built-in defaults)")
-    sv.add_argument("--port", type=int, default=None, help="HTTP port (default serve.port)")
+    sv.add_argument("--port", type=_port, default=None, help="HTTP port, 1-65535 (default serve.port)")
     sv.add_argument("--name", action="append", default=None, dest="names",
                     help="model name for each DIR in order (prefix for a run directory's models)")
     sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster_cli.add_parsers(sub)  # submit, jobs, plan
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return int(text)
 
 
 def _benchmark_arg(text: str) -> dict:
@@ -122,12 +130,33 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"synergy-ray: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    from synergy_ray import preflight
+
+    try:
+        if args.command in RUNS_HERE:
+            preflight.check_paths(cfg)
+        if args.command in RUNS_ROLES:
+            preflight.check_resources(cfg)
+    except ConfigError as err:
+        print(f"synergy-ray: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     if args.command == "check":
         from synergy_ray.config import dump_config
 
         print(dump_config(cfg), end="")
         return 0
     # Heavy imports start here, after the config is known to be valid.
+    try:
+        return _run(args, cfg)
+    except ConfigError as err:  # found once the run directory is read (built from other inputs)
+        print(f"synergy-ray: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        print("\nsynergy-ray: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
     from synergy_ray import pipeline
 
     if args.command == "prepare":

@@ -143,6 +143,9 @@ class RolloutConfig(Section):
     # generation took at least this share of the last step's time; give one member back below the other.
     grow_when_generation_share: float = Field(0.5, ge=0, le=1)
     shrink_when_generation_share: float = Field(0.0, ge=0, le=1)  # 0 = never shrink voluntarily
+    # A generator call (a step's share of sampling, one weight bucket) that takes longer than this counts as a
+    # failed member, like a dead actor or engine: it is killed, its prompts go to the others, it is replaced.
+    call_timeout_s: float = Field(1800.0, gt=0)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> RolloutConfig:
@@ -225,6 +228,7 @@ class RLConfig(Section):
     async_mode: bool = False
     max_staleness: int = Field(1, ge=1)  # async mode: older rollouts are dropped (counted)
     checkpoint_every: int = Field(0, ge=0)  # steps; 0 = only at the end
+    keep_checkpoints: int = Field(3, ge=1)  # newest RL checkpoints kept; older ones are deleted as new ones land
 
     @model_validator(mode="after")
     def _mini_batch_divides(self) -> RLConfig:
@@ -346,6 +350,8 @@ class ServeConfig(Section):
     api_key_env: str | None = None  # name of the environment variable holding the bearer key
     allowed_image_dirs: list[str] = []
     max_image_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(4096 * 4096, gt=0)  # width x height, read from the header before decoding
+    max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)  # a request body beyond this is refused (413)
     cpus_per_replica: float = Field(1.0, ge=0)  # Ray CPUs per model replica (fractions let small models share)
     gpus_per_replica: float = Field(0.0, ge=0)
     target_ongoing_requests: float = Field(4.0, gt=0)  # autoscaling target per replica (min < max replicas)
@@ -434,6 +440,7 @@ class SynergyConfig(Section):
                 f"strategy.rl_max_tokens: {s.rl_max_tokens} completion tokens + data.max_prompt_tokens "
                 f"({self.data.max_prompt_tokens}) exceed rollout.max_model_len ({self.rollout.max_model_len})"
             )
+        self._lengths_fit()
         if self.rl.prompt_batch < self.rollout.num_generators:
             raise ValueError("rl.prompt_batch: must be at least rollout.num_generators")
         if self.rl.async_mode and self.rollout.sleep_during_training:
@@ -442,6 +449,28 @@ class SynergyConfig(Section):
         if self.model.lora is not None and self.learner.zero_stage == 3:
             raise ValueError("model.lora: LoRA with learner.zero_stage 3 is not supported; use stage 2")
         return self
+
+    def _lengths_fit(self) -> None:
+        """A prompt and its answer must fit the engine's context (`rollout.max_model_len`, else the model's
+        own limit where the config knows it: the tiny model's `max_position_embeddings`)."""
+        d, r, tiny = self.data, self.rollout, self.model.build_tiny
+        model_limit = tiny.max_position_embeddings if tiny is not None else None
+        if model_limit is not None and r.max_model_len is not None and r.max_model_len > model_limit:
+            raise ValueError(f"rollout.max_model_len: {r.max_model_len} exceeds the model's "
+                             f"model.build_tiny.max_position_embeddings ({model_limit})")
+        limit, named = ((r.max_model_len, "rollout.max_model_len") if r.max_model_len is not None
+                        else (model_limit, "model.build_tiny.max_position_embeddings"))
+        if limit is None:
+            return  # a hub model's limit is known once its config is read; vLLM checks it then
+        if d.max_prompt_tokens >= limit:
+            raise ValueError(f"data.max_prompt_tokens: {d.max_prompt_tokens} leaves no room to answer within "
+                             f"{named} ({limit})")
+        if d.max_prompt_tokens + r.max_tokens > limit:
+            raise ValueError(f"rollout.max_tokens: {r.max_tokens} + data.max_prompt_tokens ({d.max_prompt_tokens}) "
+                             f"exceed {named} ({limit})")
+        if model_limit is not None and d.max_prompt_tokens + self.eval.max_tokens > model_limit:
+            raise ValueError(f"eval.max_tokens: {self.eval.max_tokens} + data.max_prompt_tokens "
+                             f"({d.max_prompt_tokens}) exceed the model's limit ({model_limit})")
 
     @property
     def run_dir(self) -> Path:

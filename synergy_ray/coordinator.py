@@ -4,8 +4,10 @@ One step: draw prompts from the curriculum sampler -> generators sample G comple
 them -> update the per-question pass-rate table -> group advantages (core) -> learner steps on mini-batches ->
 weights pushed to every generator (version + 1) -> health check of the sync -> metrics, checkpoint.
 
-A generator that dies mid-step loses its in-flight work (counted in the metrics); its prompts are sent again
-to the surviving generators, and the pool is rebuilt to its size before the next step when resources allow.
+A generator that fails (its actor or its vLLM engine dies, or it stops answering within
+`rollout.call_timeout_s`) is killed and loses its in-flight work (counted in the metrics); its prompts are sent
+again to the surviving generators, and the pool is rebuilt to its size before the next step when resources
+allow. Between steps a health probe asks every engine (`Generator.health`), not only its actor.
 
 Placement: the learner ranks and the planned generators live in one placement group built from the pure plan
 (`core.placement`, the same one `synergy-ray plan` prints). Between steps the pool is resized within
@@ -35,7 +37,7 @@ ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step'
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
 # Free resources are reserved at once or not at all on a fixed cluster; waiting longer only delays the step.
 EXTRA_MEMBER_RESERVE_TIMEOUT_S = 30
-MEMBER_HEALTH_TIMEOUT_S = 30  # an idle engine answers a version query in milliseconds
+MEMBER_HEALTH_TIMEOUT_S = 30  # an idle engine answers a health query in milliseconds
 
 
 class Coordinator:
@@ -104,7 +106,8 @@ class Coordinator:
 
     def _add_generator(self) -> bool:
         """Start one member where there is room: a free generator bundle of the run's group, else a one-bundle
-        group of its own. False when neither can be had now; raises when the engine itself fails to start."""
+        group of its own. False when neither can be had now, or the new member failed while it received the
+        weights; raises when the engine itself fails to start."""
         import ray
         from ray.util.placement_group import remove_placement_group
 
@@ -127,15 +130,21 @@ class Coordinator:
                              trust_remote_code=c.model.trust_remote_code, seed=c.run.seed)
         handle = ray.remote(Generator).options(**options).remote(spec, name=f"generator-{self._generators_started}")
         self._generators_started += 1
+        joined = False
         try:
             ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
-            if self.version:  # a new member gets the current weights before it serves, the same way
-                self.learner.push_weights([handle], self.version)
-        except Exception:
-            ray.kill(handle)  # never leave a half-started engine holding resources
-            if own is not None:
-                remove_placement_group(own)
-            raise
+            # A new member gets the current weights before it serves, the same way.
+            failed = self.learner.push_weights([handle], self.version)[1] if self.version else {}
+            if failed:
+                print(f"[rl] a new generator failed while it received the weights ({failed[handle]})", flush=True)
+            joined = not failed
+        finally:
+            if not joined:  # never leave a half-started engine holding resources
+                ray.kill(handle)
+                if own is not None:
+                    remove_placement_group(own)
+        if not joined:
+            return False
         self.generators.append(handle)
         self._homes[handle] = (bundle, own)
         return True
@@ -161,24 +170,30 @@ class Coordinator:
                 for g, share in zip(self.generators, shares) if share]
 
     def _collect(self, calls: list[tuple[Any, Any, list[PromptRef]]]) -> list[Rollout]:
-        from ray.exceptions import RayActorError
+        """Wait for the pool's samples; a member that failed has its prompts re-sent to the others."""
+        from synergy_ray.member_calls import answers
 
+        results, failed = answers({gen: ref for ref, gen, _ in calls}, self.cfg.rollout.call_timeout_s)
         rollouts: list[Rollout] = []
         pending: list[PromptRef] = []
-        for ref, gen, share in calls:
-            try:
-                result = self._ray.get(ref)
-            except RayActorError:
-                if gen in self.generators:
-                    self.generators.remove(gen)
-                self.counters["generator_failures"] += 1
+        for _, gen, share in calls:
+            if gen in failed:
+                self._fail_member(gen, failed[gen])
                 self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
                 pending += share
                 continue
+            result = results[gen]
             rollouts += result.rollouts
             self.counters["dropped_too_long"] += len(result.dropped_too_long)
             self.counters["placeholders_replaced"] += result.placeholders_replaced
         return rollouts + (self._generate(pending) if pending else [])
+
+    def _fail_member(self, handle, why: str) -> None:
+        """A member whose call failed (dead actor or engine, no answer in time): killed, freed and counted; the
+        pool is rebuilt before the next step (`ensure_pool`)."""
+        self.counters["generator_failures"] += 1
+        print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
+        self._release(handle)
 
     def _draw(self) -> tuple[list[str], list[PromptRef]]:
         qids = self.sampler.sample(self.cfg.rl.prompt_batch)
@@ -328,8 +343,12 @@ class Coordinator:
             self._rollout_engines("wake_up")  # the weight sync that follows refreshes the woken engines
 
     def _rollout_engines(self, action: str) -> None:
+        from synergy_ray.member_calls import answers
+
         if self.cfg.rollout.sleep_during_training and self.generators:
-            self._ray.get([getattr(g, action).remote() for g in self.generators])
+            calls = {g: getattr(g, action).remote() for g in self.generators}
+            for handle, why in answers(calls, self.cfg.rollout.call_timeout_s)[1].items():
+                self._fail_member(handle, why)
 
     def _train_minibatches(self, groups: list[list[TrainSample]]) -> dict[str, float]:
         """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
@@ -357,7 +376,9 @@ class Coordinator:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
         self.version += 1
         # The learner streams its buckets to the generators; this process only passes references.
-        self.last_engine_load_s = self.learner.push_weights(self.generators, self.version)
+        self.last_engine_load_s, failed = self.learner.push_weights(self.generators, self.version)
+        for handle, why in failed.items():
+            self._fail_member(handle, why)
 
     def profile_sync(self) -> dict:
         """One weight sync with every role's memory around it (for benchmarks.sync_scale): resident MiB just
@@ -383,7 +404,14 @@ class Coordinator:
             return None
         samples = [TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
                                sampler_logprobs=r.sampler_logprobs) for r in rollouts]
-        vllm_lp = self._ray.get(self.generators[member].score_tokens.remote(rollouts))
+        from synergy_ray.member_calls import answers
+
+        gen = self.generators[member]
+        scored, failed = answers({gen: gen.score_tokens.remote(rollouts)}, self.cfg.rollout.call_timeout_s)
+        if failed:
+            self._fail_member(gen, failed[gen])
+            return None
+        vllm_lp = scored[gen]
         learner_lp = self.learner.logprobs(samples)  # every rank joins (ZeRO-3 gathers); rank order kept
         diffs = [abs(a - b) for va, vb in zip(vllm_lp, learner_lp) for a, b in zip(va, vb)
                  if not (math.isnan(a) or math.isnan(b))]
@@ -435,11 +463,28 @@ class Coordinator:
                 "counters": dict(self.counters), "last_pass": dict(self.last_pass)}
 
     def save_checkpoint(self) -> str:
-        path = self.run_dir / "checkpoints" / f"step_{self.step_index:06d}"
-        path.mkdir(parents=True, exist_ok=True)
-        self.learner.save(str(path))
-        (path / "coordinator.json").write_text(json.dumps(self.state_dict()))
-        (self.run_dir / "checkpoints" / "latest").write_text(path.name)
+        """Write `checkpoints/step_N`, point `latest` at it, then delete all but the newest
+        `rl.keep_checkpoints`. It is written under a `.partial` name and renamed when complete, so a crash
+        while writing leaves the previous checkpoint (still `latest`) whole."""
+        import os
+        import shutil
+
+        from synergy_ray.core.checkpoints import checkpoints_to_remove
+
+        root = self.run_dir / "checkpoints"
+        path = root / f"step_{self.step_index:06d}"
+        partial = root / f"{path.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)  # left by a crash
+        partial.mkdir(parents=True)
+        self.learner.save(str(partial))
+        (partial / "coordinator.json").write_text(json.dumps(self.state_dict()))
+        shutil.rmtree(path, ignore_errors=True)  # the same step saved again (a test, a resumed run)
+        partial.rename(path)
+        (root / "latest.tmp").write_text(path.name)
+        os.replace(root / "latest.tmp", root / "latest")
+        for name in checkpoints_to_remove([p.name for p in root.iterdir()], self.cfg.rl.keep_checkpoints,
+                                          {path.name}):
+            shutil.rmtree(root / name)
         return str(path)
 
     def load_checkpoint(self, path: str) -> None:
@@ -527,21 +572,13 @@ class Coordinator:
         return len(self.generators)
 
     def _drop_dead_members(self) -> None:
-        """Forget members that died (in a step, or since: a node gone) and free what they held."""
-        from ray.exceptions import RayActorError
+        """Forget members that failed (in a step, or since: a node gone, an engine dead or hung) and free what
+        they held. The probe asks each engine, not only its actor."""
+        from synergy_ray.member_calls import answers
 
-        for handle in [h for h in self._homes if h not in self.generators]:
-            self._release(handle)  # already dropped by _generate when it died mid-step
-        refs = {g.weight_version.remote(): g for g in self.generators}
-        if not refs:
-            return
-        done, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=MEMBER_HEALTH_TIMEOUT_S)
-        for ref in done:
-            try:
-                self._ray.get(ref)
-            except RayActorError:
-                self.counters["generator_failures"] += 1
-                self._release(refs[ref])
+        _, failed = answers({g: g.health.remote() for g in self.generators}, MEMBER_HEALTH_TIMEOUT_S)
+        for handle, why in failed.items():
+            self._fail_member(handle, why)
 
     def _release(self, handle) -> None:
         from ray.util.placement_group import remove_placement_group

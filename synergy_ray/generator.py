@@ -6,11 +6,13 @@ checks the expanded length (a too-long prompt is dropped and counted, never trun
 expanded) and hands vLLM the same text and image the learner will re-encode.
 
 Pool membership is the coordinator's business: any number of these actors can serve a step, and a new one
-receives the current weights before it serves.
+receives the current weights before it serves. An actor whose engine died ends itself (`engine_call`), so the
+coordinator sees one kind of failure, a dead member, and replaces it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -39,6 +41,24 @@ class GenerateResult:
     seconds: float = 0.0
     generated_tokens: int = 0
     placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
+
+
+def engine_call(method):
+    """Marks a method that reaches the vLLM engine. When the engine has died (the OOM killer's usual target is
+    the engine process, the largest), the actor can never serve again: it exits, and its callers get the
+    actor's death (`RayActorError`), which the coordinator handles by replacing the member."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            return method(self, *args, **kwargs)
+        except EngineDeadError:
+            print(f"[{self.name}] its vLLM engine died; the actor exits so the pool can replace it", flush=True)
+            os._exit(1)
+
+    return call
 
 
 class Generator:
@@ -78,6 +98,7 @@ class Generator:
             self._prompt_cache[key] = ({"prompt": text, "multi_modal_data": {"image": item["image"]}}, n)
         return self._prompt_cache[key]
 
+    @engine_call
     def generate(self, prompts: list[PromptRef], n: int, temperature: float | None = None,
                  max_tokens: int | None = None, seed: int | None = None) -> GenerateResult:
         from vllm import SamplingParams
@@ -120,6 +141,7 @@ class Generator:
     def _prefix_ids(self, prefix: str) -> list[int]:
         return self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
 
+    @engine_call
     def score_tokens(self, rollouts: list[Rollout]) -> list[list[float]]:
         """vLLM's log-probs of each rollout's completion tokens under the current weights (prefill only).
 
@@ -145,12 +167,14 @@ class Generator:
             result.append([step[t].logprob for step, t in zip(steps, r.completion_ids)])
         return result
 
+    @engine_call
     def begin_weight_update(self) -> None:
         """Open a weight-update session (vLLM's); buckets follow, then `finish_weight_update`."""
         from synergy_ray.weight_sync import begin_update
 
         begin_update(self.llm)
 
+    @engine_call
     def load_weight_bucket(self, bucket: dict) -> float:
         """Load one bucket of weights (whole layers) into the engine; returns seconds.
 
@@ -171,14 +195,25 @@ class Generator:
 
         return ray.get_runtime_context().get_node_id()
 
+    @engine_call
     def finish_weight_update(self, version: int) -> None:
         from synergy_ray.weight_sync import finish_update
 
         finish_update(self.llm)
         self.version = version
 
-    def weight_version(self) -> int:
+    @engine_call
+    def health(self) -> int:
+        """The pool's health probe: a round trip into the engine process (not only this actor); returns the
+        weight version. A dead engine ends the actor; a hung one makes the probe time out."""
+        self.llm.llm_engine.is_sleeping()
         return self.version
+
+    def engine_pids(self) -> dict[int, str]:
+        """The processes this actor started (the vLLM engine among them): pid -> name, for fault tests."""
+        from synergy_ray.profiling import process_names
+
+        return process_names()
 
     def peak_rss(self) -> dict[str, float]:
         """Peak memory (MiB) of this actor and its vLLM engine processes (see synergy_ray.profiling)."""
@@ -192,6 +227,7 @@ class Generator:
 
         return mark_rss()
 
+    @engine_call
     def sleep(self) -> float:
         """Free the engine's GPU memory while the learner trains (vLLM sleep level 1: weights to CPU, KV cache
         dropped); a no-op where sleep mode is unavailable. Returns the seconds it took."""
@@ -201,6 +237,7 @@ class Generator:
         self.llm.sleep(level=1)
         return time.perf_counter() - start
 
+    @engine_call
     def wake_up(self) -> float:
         """Back from sleep with the weights it had; the coordinator pushes the new ones right after."""
         if not self.can_sleep:

@@ -62,11 +62,12 @@ class LearnerWorker:
         from synergy_ray.core.buckets import plan_buckets
         from synergy_ray.model.loading import load_policy
         from synergy_ray.model.prompting import pad_token_id
-        from synergy_ray.model.training import EngineSetup, build_engine
+        from synergy_ray.model.training import EngineSetup, build_engine, skip_shm_comm_build
 
         c = self.cfg
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        skip_shm_comm_build()
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
                                    auto_mpi_discovery=False)
         self.setup_ = EngineSetup.from_sections(self.model_path, c.model, c.learner, zero_stage=c.learner.zero_stage,
@@ -372,32 +373,44 @@ class LearnerGroup:
                 totals[k] = totals.get(k, 0.0) + v
         return totals
 
-    def push_weights(self, generators: list, version: int) -> float:
-        """Stream the weights to `generators` bucket by bucket; returns the slowest engine's load seconds.
+    def push_weights(self, generators: list, version: int) -> tuple[float, dict]:
+        """Stream the weights to `generators` bucket by bucket: (the slowest engine's load seconds, the members
+        that failed during the push -> why).
 
         Generators on rank 0's node get each bucket as a file rank 0 wrote to the node's shared memory (their
         engines read it; nothing is copied through Ray); generators on other nodes get it as a Ray object
         passed by reference, which Ray moves from rank 0's node to theirs. Either way nothing enters this
-        (the coordinator's) process, and one bucket at a time is in flight.
+        (the coordinator's) process, and one bucket at a time is in flight. A member that fails (its actor or
+        engine dies, or it stops answering within `rollout.call_timeout_s`) is left out of the rest of the
+        push; the caller decides what becomes of it.
         """
-        if not generators:
-            return 0.0
-        ray = self._ray
-        local = [g for g, node in zip(generators, ray.get([g.node_id.remote() for g in generators]))
-                 if node == self._rank0_node]
-        ray.get([g.begin_weight_update.remote() for g in generators])
-        seconds = [0.0] * len(generators)
+        from synergy_ray.member_calls import answers
+
+        ray, timeout = self._ray, self.cfg.rollout.call_timeout_s
+        failed: dict = {}
+
+        def each(calls: dict) -> dict:  # one call per live member; those that fail drop out of the push
+            results, lost = answers(calls, timeout)
+            failed.update(lost)
+            return results
+
+        nodes = each({g: g.node_id.remote() for g in generators})
+        live = [g for g in generators if g in each({g: g.begin_weight_update.remote() for g in nodes})]
+        seconds = dict.fromkeys(live, 0.0)
         for index in range(self._num_buckets):
-            as_file, as_tensors = bool(local), len(local) < len(generators)
+            local = {g for g in live if nodes[g] == self._rank0_node}
+            as_file, as_tensors = bool(local), len(local) < len(live)
             parts = [w.weight_bucket.options(num_returns=2).remote(index, as_file, as_tensors)
                      for w in self.workers]  # every rank joins the gather
             info, tensors = parts[0]
-            loads = ray.get([g.load_weight_bucket.remote(info if g in local else tensors) for g in generators])
-            seconds = [a + b for a, b in zip(seconds, loads)]
+            loads = each({g: g.load_weight_bucket.remote(info if g in local else tensors) for g in live})
+            live = [g for g in live if g in loads]
+            for g in live:
+                seconds[g] += loads[g]
             ray.get([self.workers[0].release_bucket.remote(info)] + [ref for part in parts[1:] for ref in part])
             del parts, info, tensors
-        ray.get([g.finish_weight_update.remote(version) for g in generators])
-        return max(seconds)
+        finished = each({g: g.finish_weight_update.remote(version) for g in live})
+        return max((seconds[g] for g in finished), default=0.0), failed
 
     def save(self, path: str) -> None:
         self._call_all("save", path)

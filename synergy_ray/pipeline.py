@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synergy_ray.config import SynergyConfig, write_resolved
+from synergy_ray.config import ConfigError, SynergyConfig, write_resolved
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,15 @@ def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, Path | N
     else:
         from synergy_ray.data.loader import load_user_dataset
 
-        full, report = load_user_dataset(d.source, column_map=dict(d.column_map) or None, image_root=d.image_root)
+        try:
+            full, report = load_user_dataset(d.source, column_map=dict(d.column_map) or None,
+                                             image_root=d.image_root)
+        except (ValueError, OSError, RuntimeError) as err:  # unreadable, empty, all rows bad, hub unreachable
+            raise ConfigError(f"data.source: {err}") from None
         skipped = report.skipped
+        if len(full) < 2:
+            raise ConfigError(f"data.source: {len(full)} usable row(s) cannot be split into train and eval; "
+                              f"{report.summary()}")
         parts = full.train_test_split(test_size=0.1, seed=d.seed)
         train, held_out = parts["train"], parts["test"]
     assert isinstance(train, datasets.Dataset)
@@ -90,11 +97,17 @@ def _steps_counts(path: Path) -> dict[int, int]:
 
 
 def prepare(cfg: SynergyConfig) -> PreparedRun:
+    """The run's model and data sets, built or reused. A run directory built from other inputs is refused
+    (`run_inputs`, a ConfigError naming the field) before anything is written, the resolved config included."""
+    from synergy_ray import run_inputs
+
     start = time.perf_counter()
     run_dir = cfg.run_dir.resolve()
-    write_resolved(cfg, run_dir)
+    run_inputs.check(cfg, run_dir, run_inputs.model_location(cfg))
     model_path = ensure_model(cfg)
     train_path, eval_path, val_path, skipped = ensure_data(cfg, run_dir)
+    run_inputs.record(cfg, run_dir, run_inputs.model_location(cfg))
+    write_resolved(cfg, run_dir)
     return PreparedRun(
         run_dir=run_dir, model_path=model_path,
         num_parameters=count_model_parameters(model_path, cfg.model.trust_remote_code),

@@ -38,6 +38,35 @@ def plan_sft(cfg: SynergyConfig, nodes: list[Node]) -> PlacementPlan:
     return plan
 
 
+RL_FIELDS = ("learner.num_workers, rollout.num_generators, cluster.cpus_per_learner, cluster.cpus_per_generator, "
+             "cluster.gpus_per_learner, cluster.gpus_per_generator")
+SFT_FIELDS = "sft.num_workers, sft.cpus_per_worker, sft.gpus_per_worker"
+
+
+def phases_in_use(cfg: SynergyConfig) -> tuple[bool, bool]:
+    """(the strategy runs the RL roles, it runs a Ray Train SFT job: base warm-up, long-CoT SFT, data mixing)."""
+    from synergy_ray import strategies
+
+    phases = strategies.build(cfg).phases
+    uses_rl = any(p in ("rl", "rl_after_sft") for p in phases)
+    uses_sft = cfg.model.make_base is not None or any(p in ("sft", "data_mix") for p in phases)
+    return uses_rl, uses_sft
+
+
+def placement_failures(cfg: SynergyConfig, nodes: list[Node]) -> list[str]:
+    """Why the parts of the run the strategy uses cannot be placed on `nodes`, naming the fields; [] if they fit."""
+    uses_rl, uses_sft = phases_in_use(cfg)
+    failed = []
+    for used, make, fields in ((uses_rl, plan_for, RL_FIELDS), (uses_sft, plan_sft, SFT_FIELDS)):
+        if not used:
+            continue
+        try:
+            make(cfg, nodes)
+        except PlacementError as err:
+            failed.append(f"{fields}: {err}")
+    return failed
+
+
 def live_nodes() -> list[Node]:
     """The alive nodes of the connected Ray cluster, with the CPUs and GPUs each advertises."""
     import ray

@@ -82,3 +82,17 @@ def mark_rss() -> float:
         except OSError:
             continue
     return total
+
+
+def process_names(pid: int | None = None) -> dict[int, str]:
+    """The live descendants of a process (this one by default): pid -> command line as it names itself
+    (vLLM's engine process reads `VLLM::EngineCore`). Linux only; elsewhere empty."""
+    if not sys.platform.startswith("linux"):
+        return {}
+    names = {}
+    for child in _tree(pid or os.getpid())[1:]:
+        try:
+            names[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:  # it ended while we looked
+            continue
+    return names

@@ -103,8 +103,9 @@ def _error(err: RequestError) -> JSONResponse:
 class Gateway:
     """Checks and routes requests; holds a handle per model name, the image policy and the API key's digest."""
 
-    def __init__(self, models: dict, policy: ImagePolicy, key_digest: bytes | None):
+    def __init__(self, models: dict, policy: ImagePolicy, key_digest: bytes | None, max_request_bytes: int):
         self.models, self.policy, self.key_digest = models, policy, key_digest
+        self.max_request_bytes = max_request_bytes
         self.created = int(time.time())
 
     @api.get("/v1/models")
@@ -119,7 +120,7 @@ class Gateway:
     async def chat_completions(self, request: Request):
         try:
             check_bearer(request.headers.get("authorization"), self.key_digest)
-            body = parse_request(await request.body())
+            body = parse_request(await _capped_body(request, self.max_request_bytes))
             if body.model not in self.models:
                 raise RequestError(404, f"model: {body.model!r} is not served here; served: "
                                         f"{', '.join(self.models)}")
@@ -135,6 +136,20 @@ class Gateway:
         return chat_response(body.model, choices, prompt_tokens)
 
 
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes `serve.max_request_bytes`, declared or not."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the request body ({declared} bytes) is larger than the server's limit of "
+                                f"{limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"the request body is larger than the server's limit of {limit} bytes")
+    return bytes(body)
+
+
 def _deployment_name(index: int, model: str) -> str:
     return f"model{index}_" + re.sub(r"[^A-Za-z0-9_.-]", "_", model)
 
@@ -148,8 +163,8 @@ def build_app(cfg: SynergyConfig, models: dict[str, str], environ: dict | None =
             name, path, cfg.rollout, cfg.model.dtype, cfg.run.seed, cfg.model.trust_remote_code)
         for i, (name, path) in enumerate(models.items())
     }
-    policy = ImagePolicy.create(cfg.serve.allowed_image_dirs, cfg.serve.max_image_bytes)
-    return Gateway.bind(servers, policy, digest)
+    policy = ImagePolicy.create(cfg.serve.allowed_image_dirs, cfg.serve.max_image_bytes, cfg.serve.max_image_pixels)
+    return Gateway.bind(servers, policy, digest, cfg.serve.max_request_bytes)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -165,7 +180,7 @@ def start(cfg: SynergyConfig, models: dict[str, str], port: int | None = None) -
     """Deploy `models` on the connected Ray and wait until every replica is up; returns the API's base URL."""
     import ray
 
-    host, port = cfg.serve.host, port or cfg.serve.port
+    host, port = cfg.serve.host, port if port is not None else cfg.serve.port
     resources = ray.cluster_resources()
     check_fits(len(models), cfg.serve, resources.get("CPU", 0.0), resources.get("GPU", 0.0))
     app = build_app(cfg, models)  # before anything starts: a missing API key stops here

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gp
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
+    result = _fit(trainer)
     if result.error:
         raise RuntimeError(f"SFT job failed: {result.error}") from result.error
     out = result.return_value or {}
@@ -227,3 +228,28 @@ def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gp
         export_dir=spec.export_dir, history=out.get("history", []), dropped_too_long=out.get("dropped_too_long", 0),
         checkpoint_path=result.checkpoint.path if result.checkpoint else None,
     )
+
+
+def _fit(trainer):
+    """`trainer.fit()` from a helper thread, with this thread waiting on it.
+
+    Called from the main thread, Ray Train installs a SIGINT handler of its own and never restores the one
+    before it, so every Ctrl-C after an SFT stage (RL steps, evaluation) was only logged and the run went on.
+    From another thread it installs none: Ctrl-C raises KeyboardInterrupt here, as anywhere else in a run,
+    and the driver's exit ends the job's actors; a rerun resumes from the job's last checkpoint.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as err:  # handed to the waiting thread, which raises it
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name="sft-fit", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)  # short waits: the main thread stays responsive to signals
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

@@ -4,8 +4,11 @@ Sources, tried in this order: a .jsonl / .json / .parquet file; a directory writ
 folder (images plus a metadata.jsonl whose `file_name` names each image, as in HF imagefolder); otherwise a Hub
 dataset name through `datasets.load_dataset`, which needs a network.
 
-Bad rows never stop a load: a row whose image is missing or unreadable, or whose answer or question is empty, is
-skipped and its id recorded under the reason in `LoadReport.skipped`. Images are converted to RGB, not resized.
+Bad rows never stop a load: a row whose image is missing or unreadable, whose answer or question is empty, or
+whose id repeats an earlier row's, is skipped and its id recorded under the reason in `LoadReport.skipped`. In a
+.jsonl file a line that is not UTF-8, not JSON, or not a JSON object is a bad row too (recorded as `line N`), as
+is an item of a .json list that is not an object (`item N`). A source with no usable row at all is an error
+(`NoUsableRows`) that carries the report. Images are converted to RGB, not resized.
 """
 
 import io
@@ -28,6 +31,10 @@ MISSING_IMAGE = "missing_image"
 UNREADABLE_IMAGE = "unreadable_image"
 MISSING_ANSWER = "missing_answer"
 MISSING_QUESTION = "missing_question"
+DUPLICATE_ID = "duplicate_id"
+NOT_UTF8 = "not_utf8"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
 
 
 @dataclass
@@ -47,6 +54,12 @@ class LoadReport:
         return "; ".join(parts)
 
 
+class NoUsableRows(ValueError):
+    def __init__(self, source: str, report: LoadReport):
+        super().__init__(f"{source} has no usable rows: {report.summary()}")
+        self.report = report
+
+
 def load_user_dataset(
     source: str,
     column_map: dict[str, str] | None = None,
@@ -57,10 +70,16 @@ def load_user_dataset(
 
     Relative image paths resolve against `image_root`, else the source file's (or folder's) directory.
     """
-    rows, base_dir = read_rows(source, split)
-    if not rows:
+    report = LoadReport()
+    rows, base_dir = read_rows(source, split, report)
+    if not rows and not report.skipped:
         raise ValueError(f"{source} has no rows")
-    return convert_rows(rows, column_map or {}, Path(image_root) if image_root else base_dir)
+    if not rows:
+        raise NoUsableRows(source, report)
+    ds, report = convert_rows(rows, column_map or {}, Path(image_root) if image_root else base_dir, report)
+    if report.kept == 0:
+        raise NoUsableRows(source, report)
+    return ds, report
 
 
 def convert_rows(
@@ -78,24 +97,29 @@ def convert_rows(
     columns = _resolve_columns(rows, column_map)
     report = report if report is not None else LoadReport()
     features = datasets.Features({**FEATURES, **(extra or {})})
-    kept = []
+    kept, seen = [], set()
     for index, row in enumerate(rows):
         item = _convert_row(row, index, columns, root, report)
-        if item is not None:
+        if item is not None and item["id"] in seen:  # RL and evaluation key their tables by id
+            report.skip(DUPLICATE_ID, item["id"])
+        elif item is not None:
+            seen.add(item["id"])
             kept.append({**item, **{name: row.get(name) for name in extra or {}}})
     report.kept = len(kept)
     columns_of_kept = {name: [item[name] for item in kept] for name in features}  # from_list fails on []
     return datasets.Dataset.from_dict(columns_of_kept, features=features), report
 
 
-def read_rows(source: str, split: str = "train") -> tuple[list[dict], Path | None]:
+def read_rows(source: str, split: str = "train", report: LoadReport | None = None) -> tuple[list[dict], Path | None]:
+    """The source's rows as dicts; lines or items that cannot be rows are skipped into `report`."""
     path = Path(source)
+    report = report if report is not None else LoadReport()
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
-            return _read_jsonl(path), path.parent
+            return _read_jsonl(path, report), path.parent
         if suffix == ".json":
-            return _read_json(path), path.parent
+            return _read_json(path, report), path.parent
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -105,7 +129,7 @@ def read_rows(source: str, split: str = "train") -> tuple[list[dict], Path | Non
         if any((path / marker).exists() for marker in SAVED_DATASET_MARKERS):
             return _dataset_rows(_pick_split(datasets.load_from_disk(str(path)), split, source)), path
         if (path / "metadata.jsonl").exists():
-            return _read_jsonl(path / "metadata.jsonl"), path
+            return _read_jsonl(path / "metadata.jsonl", report), path
         raise ValueError(
             f"directory {source} is neither a save_to_disk dataset ({' / '.join(SAVED_DATASET_MARKERS)}) "
             "nor an image folder with a metadata.jsonl"
@@ -122,25 +146,42 @@ def read_rows(source: str, split: str = "train") -> tuple[list[dict], Path | Non
     return _dataset_rows(hub), None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, report: LoadReport) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n} is not valid JSON: {e}") from e
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.skip(NOT_UTF8, f"line {n}")
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                report.skip(INVALID_JSON, f"line {n}")
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                report.skip(NOT_AN_OBJECT, f"line {n}")
     return rows
 
 
-def _read_json(path: Path) -> list[dict]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+def _read_json(path: Path, report: LoadReport) -> list[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a UTF-8 JSON file: {err}") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
         raise ValueError(f"{path} must hold a list of objects (or {{'data': [...]}})")
-    return data
+    for n, item in enumerate(data):
+        if not isinstance(item, dict):
+            report.skip(NOT_AN_OBJECT, f"item {n}")
+    return [item for item in data if isinstance(item, dict)]
 
 
 def _pick_split(ds: datasets.Dataset | datasets.DatasetDict, split: str, source: str) -> datasets.Dataset:

@@ -78,12 +78,26 @@ def load_trainable_model(setup: EngineSetup) -> torch.nn.Module:
     return model
 
 
+def skip_shm_comm_build() -> None:
+    """Tell DeepSpeed not to build its shared-memory all-reduce op; call before it initialises comms.
+
+    On CPU, DeepSpeed's comm backend JIT-compiles that op in every process that starts it (~1 min on a fresh
+    machine, under a lock file in ~/.cache/torch_extensions). Only its inference all-reduce uses the op, never
+    training. A process killed while holding the lock leaves the file behind, and every later learner then
+    waits on it forever: that hung a CI run. DeepSpeed keeps this table as one dict so edits to it stick.
+    """
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def build_engine(setup: EngineSetup, world_size: int):
     """`deepspeed.initialize` over the trainable model with AdamW; torch.distributed must be initialised."""
     import deepspeed
 
     from synergy_ray.model.loading import trainable_parameters
 
+    skip_shm_comm_build()  # the SFT job: Ray Train set up torch.distributed, DeepSpeed wraps it here
     torch.manual_seed(setup.seed)
     model = load_trainable_model(setup)
     optimizer = torch.optim.AdamW(trainable_parameters(model), lr=setup.lr, betas=setup.betas,

@@ -4,7 +4,10 @@ Accepted: `data:image/<type>;base64,<bytes>` URLs, and absolute file paths (plai
 symlinks and `..` followed, inside one of `serve.allowed_image_dirs`. Refused with a message naming the problem:
 remote URLs (the server fetches nothing), relative paths, paths outside the allowed directories (403, checked on
 the resolved path before the file is touched, so a refusal says nothing about what exists outside), more than
-`serve.max_image_bytes` (413, checked before decoding), and bytes that Pillow cannot decode as an image (400).
+`serve.max_image_bytes` (413, checked before decoding), more than `serve.max_image_pixels` (413, read from the
+header before decoding: a small PNG can expand to gigabytes), anything but a regular file (400: a FIFO or a
+device would block or stream forever; it is opened non-blocking and checked before any read), and bytes that
+Pillow cannot decode as an image (400).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import binascii
 import io
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -27,11 +31,13 @@ _DATA_URL = re.compile(r"data:image/[\w.+-]+;base64,(?P<payload>.*)", re.DOTALL)
 class ImagePolicy:
     allowed_dirs: tuple[Path, ...]  # already resolved; empty: no file paths at all, data URLs only
     max_bytes: int
+    max_pixels: int = 4096 * 4096
 
     @classmethod
-    def create(cls, allowed_dirs: list[str], max_bytes: int) -> ImagePolicy:
+    def create(cls, allowed_dirs: list[str], max_bytes: int, max_pixels: int = 4096 * 4096) -> ImagePolicy:
         """Resolve the allowed directories once, where the server starts (replicas may run elsewhere)."""
-        return cls(tuple(Path(os.path.realpath(os.path.expanduser(d))) for d in allowed_dirs), max_bytes)
+        return cls(tuple(Path(os.path.realpath(os.path.expanduser(d))) for d in allowed_dirs), max_bytes,
+                   max_pixels)
 
 
 def load_image(url: str, policy: ImagePolicy):
@@ -43,7 +49,7 @@ def load_image(url: str, policy: ImagePolicy):
                                 "data:image/...;base64 URL or as a file path the server may read")
     else:
         data = _read_capped(allowed_path(url, policy), policy.max_bytes)
-    return decode_image(data)
+    return decode_image(data, policy.max_pixels)
 
 
 def _data_url_bytes(url: str, max_bytes: int) -> bytes:
@@ -81,23 +87,33 @@ def allowed_path(url: str, policy: ImagePolicy) -> Path:
 
 def _read_capped(path: Path, max_bytes: int) -> bytes:
     try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO for reading would wait for a writer
     except FileNotFoundError:
         raise RequestError(400, f"image_url: no such image file {str(path)!r}") from None
     except OSError as err:
         raise RequestError(400, f"image_url: cannot read {str(path)!r}: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RequestError(400, f"image_url: {str(path)!r} is not a regular file")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as err:
+            raise RequestError(400, f"image_url: cannot read {str(path)!r}: {err.strerror}") from None
     if len(data) > max_bytes:
         raise RequestError(413, f"image_url: {str(path)!r} is larger than the server's limit of {max_bytes} bytes")
     return data
 
 
-def decode_image(data: bytes):
+def decode_image(data: bytes, max_pixels: int = 4096 * 4096):
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decode now: `open` reads only the header, a truncated file would fail later
-            return image.convert("RGB")
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
+            if width * height <= max_pixels:
+                image.load()  # decode now: a truncated file would fail later
+                return image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
         raise RequestError(400, f"image_url: the bytes are not a readable image ({type(err).__name__})") from None
+    raise RequestError(413, f"image_url: the image is {width}x{height} pixels, more than the server's limit of "
+                            f"{max_pixels}")

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from synergy_ray.data.loader import LoadReport, load_user_dataset
+from synergy_ray.data.loader import LoadReport, NoUsableRows, load_user_dataset
 from synergy_ray.data.synthetic import FEATURES, build_dataset, save_dataset
 
 
@@ -67,9 +67,9 @@ def test_json_list_and_image_root(tmp_path, messy_dir):
     rows = [{"question": "Q", "answer": "4", "image": "good.png"}]
     path = tmp_path / "elsewhere.json"
     path.write_text(json.dumps(rows))
-    empty, report = load_user_dataset(str(path))
-    assert len(empty) == 0 and empty.features == FEATURES
-    assert report.kept == 0 and report.skipped == {"missing_image": ["row-000000"]}
+    with pytest.raises(NoUsableRows, match="no usable rows: kept 0 of 1 rows; skipped 1 missing_image") as err:
+        load_user_dataset(str(path))  # every row is bad: an error that carries the report
+    assert err.value.report.skipped == {"missing_image": ["row-000000"]}
     ds, report = load_user_dataset(str(path), image_root=str(messy_dir / "img"))
     assert report.kept == 1 and ds["answer"] == ["4"]
 
@@ -161,3 +161,27 @@ def test_unknown_sources_fail_clearly(tmp_path, monkeypatch):
 
 def test_report_summary_without_skips():
     assert LoadReport(kept=3).summary() == "kept 3 of 3 rows"
+
+
+def test_bad_lines_are_bad_rows_and_duplicate_ids_are_skipped(messy_dir):
+    """A non-UTF-8 line, a line that is not JSON and one that is not an object cost their own row only."""
+    good = {"id": "good", "image": "img/good.png", "question": "Q", "answer": "1"}
+    lines = [json.dumps(good).encode(), b"\xff\xfe not utf-8", b"{not json", b"[1, 2]", b"",
+             json.dumps({**good, "answer": "2"}).encode(), json.dumps({**good, "id": "other"}).encode()]
+    path = messy_dir / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    ds, report = load_user_dataset(str(path))
+    assert ds["id"] == ["good", "other"] and ds["answer"] == ["1", "1"]
+    assert report.skipped == {"not_utf8": ["line 2"], "invalid_json": ["line 3"], "not_an_object": ["line 4"],
+                              "duplicate_id": ["good"]}
+    (messy_dir / "list.json").write_text(json.dumps([good, "text", 3]))
+    ds, report = load_user_dataset(str(messy_dir / "list.json"))
+    assert len(ds) == 1 and report.skipped == {"not_an_object": ["item 1", "item 2"]}
+
+
+def test_an_all_bad_file_reports_every_skip(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\xff\n[1]\n")
+    with pytest.raises(NoUsableRows, match=r"kept 0 of 2 rows; skipped 1 not_an_object \(line 2\); "
+                                           r"skipped 1 not_utf8 \(line 1\)"):
+        load_user_dataset(str(path))

@@ -276,3 +276,66 @@ def test_cli_refuses_what_it_cannot_serve_before_starting_ray(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["eval", "configs/smoke_cpu.yaml"])
     assert info.value.code == 2 and "--model DIR is required (or --endpoint URL" in capsys.readouterr().err
+
+
+def test_pixels_are_capped_before_decoding(image_dirs):
+    allowed, _, _ = image_dirs
+    big = _png(size=3000)  # a few kB of PNG, 27 MB once decoded
+    policy = ImagePolicy.create([str(allowed)], max_bytes=len(big) + 1, max_pixels=2000 * 2000)
+    with pytest.raises(RequestError) as err:
+        load_image(_data_url(big), policy)
+    assert err.value.status == 413 and "3000x3000 pixels" in str(err.value)
+    assert load_image(_data_url(_png(size=1000)), policy).size == (1000, 1000)
+
+
+def test_only_regular_files_are_opened(image_dirs):
+    import threading
+
+    allowed, _, policy = image_dirs
+    os.mkfifo(allowed / "pipe.png")
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(err=_image_refusal(str(allowed / "pipe.png"), policy)))
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), "reading a FIFO blocked"  # it used to block a gateway thread forever
+    assert result["err"].status == 400 and "not a regular file" in str(result["err"])
+
+
+def _image_refusal(url, policy) -> RequestError:
+    try:
+        load_image(url, policy)
+    except RequestError as err:
+        return err
+    raise AssertionError("accepted")
+
+
+def test_request_bodies_are_capped_declared_or_streamed():
+    import asyncio
+
+    from starlette.requests import Request
+
+    from synergy_ray.serve import _capped_body
+
+    def request(chunks, declared=None):
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+        headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+
+        async def receive():
+            return messages.pop(0)
+
+        return Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
+
+    assert asyncio.run(_capped_body(request([b"ab", b"cd"]), 4)) == b"abcd"
+    for r in (request([b"x"], declared=5), request([b"abc", b"de"])):
+        with pytest.raises(RequestError) as err:
+            asyncio.run(_capped_body(r, 4))
+        assert err.value.status == 413
+
+
+@pytest.mark.parametrize("port", ["0", "-1", "99999", "http"])
+def test_serve_port_is_validated_by_the_parser(port, capsys):
+    from synergy_ray.cli import build_parser, parse
+
+    with pytest.raises(SystemExit) as exc:
+        parse(build_parser(), ["serve", "runs/demo", "--port", port])
+    assert exc.value.code == 2 and "1 to 65535" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +42,27 @@ class GenerateResult:
     seconds: float = 0.0
     generated_tokens: int = 0
     placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
+
+
+ENGINE_WATCH_S = 1.0  # how often the watchdog looks at the engine
+
+
+def _watch_engine(generator: Generator) -> None:
+    """Ends the actor when its engine has died, even while a call waits on it.
+
+    vLLM's engine monitor notices the death of the engine process and marks the client dead
+    (`engine_core.resources.engine_dead`), but a `generate` already waiting for outputs is never woken: on
+    vLLM 0.32 it blocks forever. This thread reads that mark and exits the actor, so the caller gets
+    `RayActorError` within about a second. Without the attribute (another vLLM) it never fires; the
+    coordinator's call timeout is then the backstop.
+    """
+    while True:
+        time.sleep(ENGINE_WATCH_S)
+        resources = getattr(getattr(generator.llm.llm_engine, "engine_core", None), "resources", None)
+        if getattr(resources, "engine_dead", False):
+            print(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it",
+                  flush=True)
+            os._exit(1)
 
 
 def engine_call(method):
@@ -79,6 +101,7 @@ class Generator:
         self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
                              trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs(),
                              **({"enable_sleep_mode": True} if self.can_sleep else {}))
+        threading.Thread(target=_watch_engine, args=(self,), name="engine-watch", daemon=True).start()
         self._prompt_cache: dict[tuple[int, str], tuple[dict, int]] = {}
         self.placeholders = image_placeholder_ids(self.processor)
         self.pad_id = pad_token_id(self.processor)

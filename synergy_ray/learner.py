@@ -328,6 +328,7 @@ class LearnerGroup:
         import ray
 
         self._ray = ray
+        self._call_timeout_s = cfg.rollout.call_timeout_s  # a generator slower than this in a sync has failed
         world = cfg.learner.num_workers
         actor = ray.remote(LearnerWorker)
         options = placement or [{"num_cpus": num_cpus, "num_gpus": num_gpus}] * world
@@ -386,7 +387,7 @@ class LearnerGroup:
         """
         from synergy_ray.member_calls import answers
 
-        ray, timeout = self._ray, self.cfg.rollout.call_timeout_s
+        ray, timeout = self._ray, self._call_timeout_s
         failed: dict = {}
 
         def each(calls: dict) -> dict:  # one call per live member; those that fail drop out of the push
@@ -395,7 +396,8 @@ class LearnerGroup:
             return results
 
         nodes = each({g: g.node_id.remote() for g in generators})
-        live = [g for g in generators if g in each({g: g.begin_weight_update.remote() for g in nodes})]
+        begun = each({g: g.begin_weight_update.remote() for g in nodes})
+        live = [g for g in generators if g in begun]
         seconds = dict.fromkeys(live, 0.0)
         for index in range(self._num_buckets):
             local = {g for g in live if nodes[g] == self._rank0_node}

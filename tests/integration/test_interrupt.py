@@ -1,0 +1,89 @@
+"""Ctrl-C at a stage after the SFT job stops `synergy-ray train` within seconds, with exit status 130 and no
+process of the run left; the same command then resumes (the finished stage is reused).
+
+Ray Train's `fit()`, called from the main thread, used to install its own SIGINT handler for good, so every
+later Ctrl-C of the run was only logged. The run is sent SIGINT the way a terminal sends it: to its whole
+process group.
+"""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STOP_WITHIN_S = 30
+STAGE_TIMEOUT_S = 300
+
+
+def _start(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synergy_ray.cli", "train", "configs/smoke_cpu.yaml", "strategy=rl",
+         f"run.output_dir={tmp_path}", f"model.path={tmp_path}/model_init"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    return proc, lines
+
+
+def _wait_for(lines: queue.Queue, text: str, seen: list[str]) -> None:
+    deadline = time.monotonic() + STAGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never printed; last lines:\n" + "".join(seen[-30:]))
+
+
+def _session_processes(sid: int) -> list[str]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _interrupt(proc, lines, seen) -> float:
+    start = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=STOP_WITHIN_S * 4)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("Ctrl-C did not stop the run:\n" + "".join(seen[-30:]))
+    while not lines.empty():
+        seen.append(lines.get())
+    return time.monotonic() - start
+
+
+def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
+    proc, lines = _start(tmp_path)
+    seen: list[str] = []
+    _wait_for(lines, "evaluate base", seen)  # the stage after the base model's Ray Train SFT job
+    time.sleep(3)  # inside the evaluation: its vLLM engine is starting
+    took = _interrupt(proc, lines, seen)
+    assert proc.returncode == 130, "".join(seen[-30:])
+    assert took < STOP_WITHIN_S, took
+    assert any("interrupted" in x for x in seen[-10:]), "".join(seen[-10:])
+    time.sleep(5)
+    assert _session_processes(proc.pid) == []  # no Ray, vLLM or worker process of the run is left
+
+    proc, lines = _start(tmp_path)  # the same command: the finished SFT stage is reused
+    seen = []
+    _wait_for(lines, "[base] reusing", seen)
+    _interrupt(proc, lines, seen)
+    assert proc.returncode == 130

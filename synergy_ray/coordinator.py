@@ -38,6 +38,7 @@ GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more f
 # Free resources are reserved at once or not at all on a fixed cluster; waiting longer only delays the step.
 EXTRA_MEMBER_RESERVE_TIMEOUT_S = 30
 MEMBER_HEALTH_TIMEOUT_S = 30  # an idle engine answers a health query in milliseconds
+MEMBER_CLOSE_TIMEOUT_S = 60  # stopping an engine takes seconds; a member that hangs is killed anyway
 
 
 class Coordinator:
@@ -193,7 +194,7 @@ class Coordinator:
         pool is rebuilt before the next step (`ensure_pool`)."""
         self.counters["generator_failures"] += 1
         print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
-        self._release(handle)
+        self._release(handle, graceful=False)
 
     def _draw(self) -> tuple[list[str], list[PromptRef]]:
         qids = self.sampler.sample(self.cfg.rl.prompt_batch)
@@ -580,12 +581,18 @@ class Coordinator:
         for handle, why in failed.items():
             self._fail_member(handle, why)
 
-    def _release(self, handle) -> None:
+    def _release(self, handle, graceful: bool = True) -> None:
+        """Let a member go: its engine is stopped and its shared memory removed first (`graceful`, for a
+        member that still answers), then the actor is killed and its own placement group freed."""
         from ray.util.placement_group import remove_placement_group
+
+        from synergy_ray.member_calls import answers
 
         if handle in self.generators:
             self.generators.remove(handle)
         _, own = self._homes.pop(handle, (None, None))
+        if graceful:
+            answers({handle: handle.close.remote()}, MEMBER_CLOSE_TIMEOUT_S)
         self._ray.kill(handle)
         if own is not None:
             remove_placement_group(own)

@@ -15,7 +15,6 @@ what training saw. Heavy libraries (vLLM, transformers, datasets) are imported i
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.model.engine import release_llm
 from synergy_ray.core.difficulty import NUM_LEVELS, assign_level
 from synergy_ray.core.eval_stats import (
     ALL, Completion, LevelStats, QuestionResult, score_questions, summarize_by_level,
@@ -211,22 +211,6 @@ def _model_max_len(model_path: str, trust_remote_code: bool) -> int | None:
 
     text_config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code).get_text_config()
     return getattr(text_config, "max_position_embeddings", None)
-
-
-def release_llm(llm: Any) -> None:
-    """Stop a vLLM engine's core process now instead of at garbage collection, and free cached GPU memory.
-
-    vLLM 0.32's `LLM` has no shutdown method of its own; its engine-core client has one.
-    """
-    engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-    if engine_core is not None:
-        engine_core.shutdown()
-    del llm
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------- reports

@@ -59,9 +59,10 @@ def _watch_engine(generator: Generator) -> None:
     while True:
         time.sleep(ENGINE_WATCH_S)
         resources = getattr(getattr(generator.llm.llm_engine, "engine_core", None), "resources", None)
-        if getattr(resources, "engine_dead", False):
+        if getattr(resources, "engine_dead", False) and not generator._closing:
             print(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it",
                   flush=True)
+            generator.remove_engine_shm()
             os._exit(1)
 
 
@@ -78,6 +79,7 @@ def engine_call(method):
             return method(self, *args, **kwargs)
         except EngineDeadError:
             print(f"[{self.name}] its vLLM engine died; the actor exits so the pool can replace it", flush=True)
+            self.remove_engine_shm()
             os._exit(1)
 
     return call
@@ -101,6 +103,10 @@ class Generator:
         self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
                              trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs(),
                              **({"enable_sleep_mode": True} if self.can_sleep else {}))
+        from synergy_ray.profiling import mapped_shm
+
+        self._engine_shm = mapped_shm()  # what a killed engine would leave in /dev/shm (see close)
+        self._closing = False
         threading.Thread(target=_watch_engine, args=(self,), name="engine-watch", daemon=True).start()
         self._prompt_cache: dict[tuple[int, str], tuple[dict, int]] = {}
         self.placeholders = image_placeholder_ids(self.processor)
@@ -224,6 +230,23 @@ class Generator:
 
         finish_update(self.llm)
         self.version = version
+
+    def close(self) -> int:
+        """Stop the engine and remove the shared memory it used (its creator unlinks it only on a clean exit,
+        which a killed actor never has); returns how many /dev/shm entries were removed. The coordinator calls
+        this before it kills a member it lets go."""
+        from synergy_ray.model.engine import release_llm
+        from synergy_ray.profiling import mapped_shm
+
+        self._closing = True  # the watchdog stays quiet: this engine is stopped on purpose
+        self._engine_shm |= mapped_shm()
+        release_llm(self.llm)
+        return self.remove_engine_shm()
+
+    def remove_engine_shm(self) -> int:
+        from synergy_ray.profiling import unlink_all
+
+        return unlink_all(self._engine_shm)
 
     @engine_call
     def health(self) -> int:

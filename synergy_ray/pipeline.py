@@ -269,7 +269,8 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     `run_dir/eval/<benchmark>/<name>.json`, by the published levels. A given `llm` is used and left running.
     """
     from synergy_ray.data.benchmarks import prepare_benchmark
-    from synergy_ray.evaluator import build_eval_llm, evaluate, format_table, release_llm
+    from synergy_ray.evaluator import build_eval_llm, evaluate, format_table
+    from synergy_ray.model.engine import release_llm
 
     import sys
 

@@ -96,3 +96,40 @@ def process_names(pid: int | None = None) -> dict[int, str]:
         except OSError:  # it ended while we looked
             continue
     return names
+
+
+PYTHON_SHM_PREFIXES = ("/dev/shm/psm_", "/dev/shm/sem.mp-")  # multiprocessing's segments and semaphores
+
+
+def mapped_shm(pid: int | None = None) -> set[str]:
+    """The /dev/shm files of Python's multiprocessing (shared-memory segments, named semaphores) that a process
+    or its descendants map; Ray's own (its object store) are left alone.
+
+    vLLM's engine and its workers talk through such segments (`psm_*`) and semaphores (`sem.mp-*`); their
+    creator unlinks them only when it exits cleanly, so an engine that is killed leaves them behind.
+    """
+    if not sys.platform.startswith("linux"):
+        return set()
+    names = set()
+    for p in _tree(pid or os.getpid()):
+        try:
+            lines = Path(f"/proc/{p}/maps").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+            if path.startswith(PYTHON_SHM_PREFIXES) and not path.endswith(" (deleted)"):
+                names.add(path)
+    return names
+
+
+def unlink_all(paths: set[str]) -> int:
+    """Remove those of `paths` that still exist; returns how many were removed."""
+    removed = 0
+    for path in paths:
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            continue
+    return removed

@@ -98,6 +98,20 @@ def _error(err: RequestError) -> JSONResponse:
     return JSONResponse(status_code=err.status, content=err.body())
 
 
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes `serve.max_request_bytes`, declared or not."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the request body ({declared} bytes) is larger than the server's limit of "
+                                f"{limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"the request body is larger than the server's limit of {limit} bytes")
+    return bytes(body)
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)  # it waits, the models work
 @serve.ingress(api)
 class Gateway:
@@ -134,20 +148,6 @@ class Gateway:
         except RequestError as err:
             return _error(err)
         return chat_response(body.model, choices, prompt_tokens)
-
-
-async def _capped_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it passes `serve.max_request_bytes`, declared or not."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the request body ({declared} bytes) is larger than the server's limit of "
-                                f"{limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"the request body is larger than the server's limit of {limit} bytes")
-    return bytes(body)
 
 
 def _deployment_name(index: int, model: str) -> str:

@@ -159,8 +159,8 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
     import datasets
 
     from synergy_ray.core.rewards import score_completion
-    from synergy_ray.evaluator import release_llm, sample_completions
-    from synergy_ray.model.engine import build_llm
+    from synergy_ray.evaluator import sample_completions
+    from synergy_ray.model.engine import build_llm, release_llm
     from synergy_ray.strategies.data_mix import mix_rows
 
     out = prepared.run_dir / "data_mix"

@@ -1,5 +1,5 @@
 """Building a vLLM engine from the config: one set of engine arguments for the generators and the evaluator
-(`build_llm`) and for Serve (`build_async_engine`).
+(`build_llm`) and for Serve (`build_async_engine`), and stopping one now (`release_llm`).
 
 The CPU/GPU difference is only in which vLLM package is installed and in the memory knobs the config sets
 (`gpu_memory_utilization` on GPUs, `cpu_kvcache_space_gib` on CPUs via VLLM_CPU_KVCACHE_SPACE).
@@ -46,3 +46,22 @@ def build_async_engine(model_path: str, rollout: RolloutConfig, dtype: str = "fl
     args = AsyncEngineArgs(**engine_kwargs(model_path, rollout, dtype, seed, trust_remote_code),
                            disable_log_stats=True)
     return AsyncLLMEngine.from_engine_args(args)
+
+
+def release_llm(llm: Any) -> None:
+    """Stop a vLLM engine's core process now instead of at garbage collection, and free cached GPU memory.
+
+    vLLM 0.32's `LLM` has no shutdown method of its own; its engine-core client has one.
+    """
+    engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if engine_core is not None:
+        engine_core.shutdown()
+    del llm
+    import gc
+
+    import torch
+
+    gc.collect()
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

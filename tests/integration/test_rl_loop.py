@@ -7,6 +7,7 @@ here, so the checks run in sequence on the same run.
 
 import json
 import math
+import os
 
 import pytest
 
@@ -32,8 +33,14 @@ def coordinator(ray_local, smoke_run, smoke_base, tmp_path_factory):
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(work))
     yield handle, work
+    from synergy_ray.profiling import mapped_shm
+
+    members = ray_local.get(handle.generator_handles.remote())
+    pids = [int(ray_local.get(g.ready.remote()).rsplit(" ", 1)[-1]) for g in members]
+    engine_shm = set().union(*(mapped_shm(pid) for pid in pids))
     ray_local.get(handle.shutdown.remote())  # gives back its placement groups
     ray_local.kill(handle)
+    assert engine_shm and not [p for p in engine_shm if os.path.exists(p)]  # each engine's /dev/shm removed
 
 
 def test_two_steps_end_to_end_with_two_mini_batches(coordinator, ray_local):
@@ -110,7 +117,6 @@ def test_killing_a_generator_mid_step_loses_no_prompt(coordinator, ray_local):
 def test_a_dead_engine_is_replaced_between_steps_and_mid_step(coordinator, ray_local):
     """kill -9 of a generator's vLLM engine process (what the OOM killer does) leaves its actor alive. The
     member is still found failed, its prompts go to the other member, and it is replaced."""
-    import os
     import signal
     import threading
     import time
@@ -122,14 +128,19 @@ def test_a_dead_engine_is_replaced_between_steps_and_mid_step(coordinator, ray_l
         names = ray_local.get(member.engine_pids.remote())
         return next(pid for pid, name in names.items() if "EngineCore" in name)
 
+    from synergy_ray.profiling import mapped_shm
+
     # Between steps: the health probe asks the engine, not only the actor.
     first = ray_local.get(handle.generator_handles.remote())
-    os.kill(engine_pid(first[0]), signal.SIGKILL)
+    dead_engine = engine_pid(first[0])
+    left_behind = mapped_shm(dead_engine)  # what a killed engine leaves in /dev/shm unless it is removed
+    os.kill(dead_engine, signal.SIGKILL)
     time.sleep(1)
     assert ray_local.get(handle.ensure_pool.remote()) == 2
     members = ray_local.get(handle.generator_handles.remote())
     assert first[0] not in members and first[1] in members
     assert ray_local.get(handle.state_dict.remote())["counters"]["generator_failures"] == before + 1
+    assert left_behind and not [p for p in left_behind if os.path.exists(p)]
 
     # Mid-step: the engine dies while its member samples.
     victim = engine_pid(members[1])

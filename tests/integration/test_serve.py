@@ -78,7 +78,8 @@ def _greedy(cfg):
 @pytest.fixture(scope="module")
 def offline(cfg, smoke_run, smoke_base):
     """Offline evaluation of "base" on the held-out set: greedy (k=1) and sampled (k=K), one engine for both."""
-    from synergy_ray.evaluator import evaluate, release_llm
+    from synergy_ray.evaluator import evaluate
+    from synergy_ray.model.engine import release_llm
     from synergy_ray.model.engine import build_llm
 
     eval_path = smoke_run[1].eval_path

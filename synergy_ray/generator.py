@@ -58,12 +58,20 @@ def _watch_engine(generator: Generator) -> None:
     """
     while True:
         time.sleep(ENGINE_WATCH_S)
-        resources = getattr(getattr(generator.llm.llm_engine, "engine_core", None), "resources", None)
-        if getattr(resources, "engine_dead", False) and not generator._closing:
-            print(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it",
-                  flush=True)
-            generator.remove_engine_shm()
-            os._exit(1)
+        if _engine_dead(generator) and not generator._closing:
+            _exit_for_dead_engine(generator)
+
+
+def _engine_dead(generator: Generator) -> bool:
+    """vLLM's own mark: its monitor sets it when the engine process dies, before it closes the client."""
+    resources = getattr(getattr(generator.llm.llm_engine, "engine_core", None), "resources", None)
+    return bool(getattr(resources, "engine_dead", False))
+
+
+def _exit_for_dead_engine(generator: Generator) -> None:
+    print(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it", flush=True)
+    generator.remove_engine_shm()  # a killed engine never unlinks its shared memory
+    os._exit(1)
 
 
 def engine_call(method):
@@ -77,10 +85,11 @@ def engine_call(method):
 
         try:
             return method(self, *args, **kwargs)
-        except EngineDeadError:
-            print(f"[{self.name}] its vLLM engine died; the actor exits so the pool can replace it", flush=True)
-            self.remove_engine_shm()
-            os._exit(1)
+        except Exception as err:
+            # A call under way when the engine dies may instead fail on the client's closed socket (ZMQError).
+            if not (isinstance(err, EngineDeadError) or _engine_dead(self)):
+                raise
+            _exit_for_dead_engine(self)
 
     return call
 

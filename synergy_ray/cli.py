@@ -137,18 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             preflight.check_paths(cfg)
         if args.command in RUNS_ROLES:
             preflight.check_resources(cfg)
-    except ConfigError as err:
-        print(f"synergy-ray: {err}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    if args.command == "check":
-        from synergy_ray.config import dump_config
+        if args.command == "check":
+            from synergy_ray.config import dump_config
 
-        print(dump_config(cfg), end="")
-        return 0
-    # Heavy imports start here, after the config is known to be valid.
-    try:
+            print(dump_config(cfg), end="")
+            return 0
+        # Heavy imports start here, after the config is known to be valid.
         return _run(args, cfg)
-    except ConfigError as err:  # found once the run directory is read (built from other inputs)
+    except ConfigError as err:  # also found once the run directory is read (built from other inputs)
         print(f"synergy-ray: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:

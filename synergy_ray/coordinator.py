@@ -172,14 +172,11 @@ class Coordinator:
 
     def _collect(self, calls: list[tuple[Any, Any, list[PromptRef]]]) -> list[Rollout]:
         """Wait for the pool's samples; a member that failed has its prompts re-sent to the others."""
-        from synergy_ray.member_calls import answers
-
-        results, failed = answers({gen: ref for ref, gen, _ in calls}, self.cfg.rollout.call_timeout_s)
+        results = self._answers({gen: ref for ref, gen, _ in calls}, self.cfg.rollout.call_timeout_s)
         rollouts: list[Rollout] = []
         pending: list[PromptRef] = []
         for _, gen, share in calls:
-            if gen in failed:
-                self._fail_member(gen, failed[gen])
+            if gen not in results:
                 self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
                 pending += share
                 continue
@@ -189,12 +186,21 @@ class Coordinator:
             self.counters["placeholders_replaced"] += result.placeholders_replaced
         return rollouts + (self._generate(pending) if pending else [])
 
-    def _fail_member(self, handle, why: str) -> None:
-        """A member whose call failed (dead actor or engine, no answer in time): killed, freed and counted; the
-        pool is rebuilt before the next step (`ensure_pool`)."""
-        self.counters["generator_failures"] += 1
-        print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
-        self._release(handle, graceful=False)
+    def _answers(self, calls: dict, timeout_s: float) -> dict:
+        """member -> result of one call to each; the members that failed it are let go (`_fail_members`)."""
+        from synergy_ray.member_calls import answers
+
+        results, failed = answers(calls, timeout_s)
+        self._fail_members(failed)
+        return results
+
+    def _fail_members(self, failed: dict) -> None:
+        """Members whose call failed (dead actor or engine, no answer in time), each -> why: killed, freed and
+        counted; the pool is rebuilt before the next step (`ensure_pool`)."""
+        for handle, why in failed.items():
+            self.counters["generator_failures"] += 1
+            print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
+            self._release(handle, graceful=False)
 
     def _draw(self) -> tuple[list[str], list[PromptRef]]:
         qids = self.sampler.sample(self.cfg.rl.prompt_batch)
@@ -344,12 +350,8 @@ class Coordinator:
             self._rollout_engines("wake_up")  # the weight sync that follows refreshes the woken engines
 
     def _rollout_engines(self, action: str) -> None:
-        from synergy_ray.member_calls import answers
-
         if self.cfg.rollout.sleep_during_training and self.generators:
-            calls = {g: getattr(g, action).remote() for g in self.generators}
-            for handle, why in answers(calls, self.cfg.rollout.call_timeout_s)[1].items():
-                self._fail_member(handle, why)
+            self._answers({g: getattr(g, action).remote() for g in self.generators}, self.cfg.rollout.call_timeout_s)
 
     def _train_minibatches(self, groups: list[list[TrainSample]]) -> dict[str, float]:
         """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
@@ -378,8 +380,7 @@ class Coordinator:
         self.version += 1
         # The learner streams its buckets to the generators; this process only passes references.
         self.last_engine_load_s, failed = self.learner.push_weights(self.generators, self.version)
-        for handle, why in failed.items():
-            self._fail_member(handle, why)
+        self._fail_members(failed)
 
     def profile_sync(self) -> dict:
         """One weight sync with every role's memory around it (for benchmarks.sync_scale): resident MiB just
@@ -405,12 +406,9 @@ class Coordinator:
             return None
         samples = [TrainSample(row=r.row, prompt_ids=r.prompt_ids, completion_ids=r.completion_ids,
                                sampler_logprobs=r.sampler_logprobs) for r in rollouts]
-        from synergy_ray.member_calls import answers
-
         gen = self.generators[member]
-        scored, failed = answers({gen: gen.score_tokens.remote(rollouts)}, self.cfg.rollout.call_timeout_s)
-        if failed:
-            self._fail_member(gen, failed[gen])
+        scored = self._answers({gen: gen.score_tokens.remote(rollouts)}, self.cfg.rollout.call_timeout_s)
+        if gen not in scored:
             return None
         vllm_lp = scored[gen]
         learner_lp = self.learner.logprobs(samples)  # every rank joins (ZeRO-3 gathers); rank order kept
@@ -575,11 +573,7 @@ class Coordinator:
     def _drop_dead_members(self) -> None:
         """Forget members that failed (in a step, or since: a node gone, an engine dead or hung) and free what
         they held. The probe asks each engine, not only its actor."""
-        from synergy_ray.member_calls import answers
-
-        _, failed = answers({g: g.health.remote() for g in self.generators}, MEMBER_HEALTH_TIMEOUT_S)
-        for handle, why in failed.items():
-            self._fail_member(handle, why)
+        self._answers({g: g.health.remote() for g in self.generators}, MEMBER_HEALTH_TIMEOUT_S)
 
     def _release(self, handle, graceful: bool = True) -> None:
         """Let a member go: its engine is stopped and its shared memory removed first (`graceful`, for a

@@ -103,10 +103,11 @@ def prepare(cfg: SynergyConfig) -> PreparedRun:
 
     start = time.perf_counter()
     run_dir = cfg.run_dir.resolve()
-    run_inputs.check(cfg, run_dir, run_inputs.model_location(cfg))
+    location = run_inputs.model_location(cfg)
+    run_inputs.check(cfg, run_dir, location)
     model_path = ensure_model(cfg)
     train_path, eval_path, val_path, skipped = ensure_data(cfg, run_dir)
-    run_inputs.record(cfg, run_dir, run_inputs.model_location(cfg))
+    run_inputs.record(cfg, run_dir, location)
     write_resolved(cfg, run_dir)
     return PreparedRun(
         run_dir=run_dir, model_path=model_path,

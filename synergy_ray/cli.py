@@ -14,6 +14,7 @@ from synergy_ray.config import ConfigError, SynergyConfig, load_config
 
 EXIT_BAD_CONFIG = 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
+EXIT_TERMINATED = 143  # ... and one stopped by SIGTERM
 RUNS_HERE = ("prepare", "train", "demo", "sft", "compare", "eval")  # read the config's paths on this machine
 RUNS_ROLES = ("check", "train", "demo", "sft", "compare")  # start Ray roles: must fit the cluster
 DEMO_CONFIG = "configs/demo_cpu.yaml"
@@ -143,13 +144,19 @@ def main(argv: list[str] | None = None) -> int:
             print(dump_config(cfg), end="")
             return 0
         # Heavy imports start here, after the config is known to be valid.
-        return _run(args, cfg)
+        from synergy_ray.leftovers import none_left
+
+        with none_left():  # however the command ends: its local Ray stopped, its engines' /dev/shm removed
+            return _run(args, cfg)
     except ConfigError as err:  # also found once the run directory is read (built from other inputs)
         print(f"synergy-ray: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    except KeyboardInterrupt:
-        print("\nsynergy-ray: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`leftovers.stop_on_sigterm`)
+        from synergy_ray.leftovers import was_terminated
+
+        what = "terminated" if was_terminated() else "interrupted"
+        print(f"\nsynergy-ray: {what}; the same command resumes from the last checkpoint", file=sys.stderr)
+        return EXIT_TERMINATED if was_terminated() else EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:

@@ -4,6 +4,9 @@ Each role actor answers `peak_rss()` with this. A vLLM engine lives mostly in pr
 core and its worker), so the tree is walked: the actor's own peak plus the peak of every live descendant. The
 descendants' peaks may have happened at different moments, so their sum is an upper bound of the tree's true
 peak. Linux reads `VmHWM` from /proc; elsewhere only the process itself is counted (getrusage).
+
+The same /proc walk finds the shared memory (/dev/shm) a process tree maps, so what a killed engine never
+unlinked can be removed once nothing maps it (`remove_unused_shm`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def peak_rss_mib(pid: int | None = None) -> dict[str, float]:
     return {"self": own, "children": children, "total": own + children}
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     out, stack = [], [pid]
     while stack:
         p = stack.pop()
@@ -75,7 +78,7 @@ def mark_rss() -> float:
     if not sys.platform.startswith("linux"):
         return 0.0
     total = 0.0
-    for pid in _tree(os.getpid()):
+    for pid in process_tree(os.getpid()):
         try:
             total += _status_mib(pid, "VmRSS")
             Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -90,7 +93,7 @@ def process_names(pid: int | None = None) -> dict[int, str]:
     if not sys.platform.startswith("linux"):
         return {}
     names = {}
-    for child in _tree(pid or os.getpid())[1:]:
+    for child in process_tree(pid or os.getpid())[1:]:
         try:
             names[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:  # it ended while we looked
@@ -99,6 +102,20 @@ def process_names(pid: int | None = None) -> dict[int, str]:
 
 
 PYTHON_SHM_PREFIXES = ("/dev/shm/psm_", "/dev/shm/sem.mp-")  # multiprocessing's segments and semaphores
+
+
+def mapped_shm_of(proc: Path) -> set[str]:
+    """The multiprocessing /dev/shm files that one process (given by its /proc directory) maps."""
+    try:
+        lines = (proc / "maps").read_text().splitlines()
+    except OSError:  # another user's process, or it ended
+        return set()
+    found = set()
+    for line in lines:
+        fields = line.split(maxsplit=5)  # address perms offset dev inode path
+        if len(fields) == 6 and fields[5].startswith(PYTHON_SHM_PREFIXES) and not fields[5].endswith(" (deleted)"):
+            found.add(fields[5])
+    return found
 
 
 def mapped_shm(pid: int | None = None) -> set[str]:
@@ -110,16 +127,9 @@ def mapped_shm(pid: int | None = None) -> set[str]:
     """
     if not sys.platform.startswith("linux"):
         return set()
-    names = set()
-    for p in _tree(pid or os.getpid()):
-        try:
-            lines = Path(f"/proc/{p}/maps").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
-            if path.startswith(PYTHON_SHM_PREFIXES) and not path.endswith(" (deleted)"):
-                names.add(path)
+    names: set[str] = set()
+    for p in process_tree(pid or os.getpid()):
+        names |= mapped_shm_of(Path(f"/proc/{p}"))
     return names
 
 
@@ -133,3 +143,51 @@ def unlink_all(paths: set[str]) -> int:
         except OSError:
             continue
     return removed
+
+
+def shm_in_use() -> set[str]:
+    """The multiprocessing /dev/shm files that some process this user can see maps or holds open."""
+    if not sys.platform.startswith("linux"):
+        return set()
+    used: set[str] = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        used |= mapped_shm_of(proc)
+        try:
+            fds = list((proc / "fd").iterdir())
+        except OSError:  # another user's process, or it ended
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith(PYTHON_SHM_PREFIXES):
+                used.add(target)
+    return used
+
+
+def shm_created_since(t: float) -> set[str]:
+    """This user's multiprocessing /dev/shm files created at or after time `t` (seconds since the epoch)."""
+    root = Path("/dev/shm")
+    if not root.is_dir():
+        return set()
+    found = set()
+    for entry in root.iterdir():
+        path = str(entry)
+        if not path.startswith(PYTHON_SHM_PREFIXES):
+            continue
+        try:
+            st = entry.lstat()
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and st.st_ctime >= t - 1:  # 1 s of slack: ctime is coarse on some filesystems
+            found.add(path)
+    return found
+
+
+def remove_unused_shm(candidates: set[str]) -> int:
+    """Remove those of `candidates` that no process maps or holds open any more (so nothing alive can lose
+    them); returns how many were removed. This is how memory a killed process never unlinked is found."""
+    if not candidates:
+        return 0
+    return unlink_all(candidates - shm_in_use())

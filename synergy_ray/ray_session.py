@@ -21,3 +21,6 @@ def connect(cfg: SynergyConfig) -> None:
     else:
         ray.init(num_cpus=cfg.cluster.num_cpus, runtime_env=runtime_env, include_dashboard=False,
                  log_to_driver=True)
+    from synergy_ray.leftovers import stop_on_sigterm
+
+    stop_on_sigterm()  # ray.init replaced it with its own (sys.exit, skipping our message)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import socket
 import time
 import uuid
@@ -190,10 +189,6 @@ def start(cfg: SynergyConfig, models: dict[str, str], port: int | None = None) -
     return f"http://{host}:{port}/v1"
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run_serve(cfg: SynergyConfig, paths: list[str], names: list[str] | None, port: int | None) -> int:
     """`synergy-ray serve`: serve the models found under `paths` until Ctrl-C."""
     from synergy_ray.ray_session import connect
@@ -206,11 +201,10 @@ def run_serve(cfg: SynergyConfig, paths: list[str], names: list[str] | None, por
         print(f"model {name:<24} {path}")
     key = f", bearer key from ${cfg.serve.api_key_env}" if cfg.serve.api_key_env else ""
     print(f"OpenAI-compatible API at {url} (GET /models, POST /chat/completions{key}); Ctrl-C stops", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or `kill` (SIGTERM raises it too: see `leftovers.stop_on_sigterm`)
         print("shutting down")
     finally:
         serve.shutdown()

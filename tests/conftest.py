@@ -53,6 +53,16 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_shm_left():
+    """The suite leaves no /dev/shm behind either: what its engines never unlinked is removed at the end,
+    as `synergy-ray` commands do (`leftovers.none_left`)."""
+    from synergy_ray.leftovers import none_left
+
+    with none_left():
+        yield
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The smoke config's model and data, prepared once under a temporary run directory."""

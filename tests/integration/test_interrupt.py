@@ -1,5 +1,6 @@
-"""Ctrl-C at a stage after the SFT job stops `synergy-ray train` within seconds, with exit status 130 and no
-process of the run left; the same command then resumes (the finished stage is reused).
+"""Ctrl-C at a stage after the SFT job stops `synergy-ray train` within seconds, with exit status 130, no
+process of the run left and no /dev/shm it made left unused; the same command then resumes (the finished stage is
+reused), and SIGTERM in its RL stage stops it the same way (exit 143).
 
 Ray Train's `fit()`, called from the main thread, used to install its own SIGINT handler for good, so every
 later Ctrl-C of the run was only logged. The run is sent SIGINT the way a terminal sends it: to its whole
@@ -57,9 +58,9 @@ def _session_processes(sid: int) -> list[str]:
     return found
 
 
-def _interrupt(proc, lines, seen) -> float:
+def _interrupt(proc, lines, seen, sig=signal.SIGINT) -> float:
     start = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=STOP_WITHIN_S * 4)
     except subprocess.TimeoutExpired:
@@ -70,7 +71,19 @@ def _interrupt(proc, lines, seen) -> float:
     return time.monotonic() - start
 
 
+def _nothing_left(proc, since: float) -> None:
+    from synergy_ray.profiling import shm_created_since, shm_in_use
+
+    deadline = time.monotonic() + STOP_WITHIN_S  # Ray's processes end shortly after the driver
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _session_processes(proc.pid) == []  # no Ray, vLLM or worker process of the run is left
+    # Every engine started made /dev/shm segments and semaphores; none may be left that nothing uses.
+    assert not shm_created_since(since) - shm_in_use()
+
+
 def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
+    since = time.time()
     proc, lines = _start(tmp_path)
     seen: list[str] = []
     _wait_for(lines, "evaluate base", seen)  # the stage after the base model's Ray Train SFT job
@@ -79,13 +92,15 @@ def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
     assert proc.returncode == 130, "".join(seen[-30:])
     assert took < STOP_WITHIN_S, f"stopped {took:.1f} s after Ctrl-C"
     assert any("interrupted" in x for x in seen[-10:]), "".join(seen[-10:])
-    deadline = time.monotonic() + STOP_WITHIN_S  # Ray's processes end shortly after the driver
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert _session_processes(proc.pid) == []  # no Ray, vLLM or worker process of the run is left
+    _nothing_left(proc, since)
 
+    since = time.time()
     proc, lines = _start(tmp_path)  # the same command: the finished SFT stage is reused
     seen = []
     _wait_for(lines, "[base] reusing", seen)
-    _interrupt(proc, lines, seen)
-    assert proc.returncode == 130
+    _wait_for(lines, "[rl] step 1/", seen)  # generators, learner ranks and verifiers are all up
+    took = _interrupt(proc, lines, seen, signal.SIGTERM)  # `kill`, a scheduler's stop
+    assert proc.returncode == 143, "".join(seen[-30:])
+    assert took < STOP_WITHIN_S, f"stopped {took:.1f} s after SIGTERM"
+    assert any("terminated" in x for x in seen[-10:]), "".join(seen[-10:])
+    _nothing_left(proc, since)

@@ -536,11 +536,28 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
+RUN_DIR_TOKEN = "{run_dir}"  # in any path of a config: this run's directory, run.output_dir/run.name
+
+
 def validate_tree(tree: dict) -> SynergyConfig:
+    """The config a tree of sections describes; `{run_dir}` in its strings is replaced by the run directory
+    (so `model.path: "{run_dir}/model_init"` follows `run.output_dir`)."""
     try:
-        return SynergyConfig.model_validate(tree)
+        cfg = SynergyConfig.model_validate(tree)
+        resolved = _replace_token(tree, str(cfg.run_dir))
+        return cfg if resolved == tree else SynergyConfig.model_validate(resolved)
     except ValidationError as err:
         raise ConfigError(_format_errors(err)) from None
+
+
+def _replace_token(value, run_dir: str):
+    if isinstance(value, str):
+        return value.replace(RUN_DIR_TOKEN, run_dir)
+    if isinstance(value, dict):
+        return {k: _replace_token(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_token(v, run_dir) for v in value]
+    return value
 
 
 def _deep_merge(base: dict, top: dict) -> dict:

@@ -5,7 +5,7 @@ training wall time), written as Markdown, JSON and a PNG of per-level gain over 
 Strategies (`compare.strategies`) run one after another on the local Ray (or the connected cluster); models
 that several strategies share (the base, the SFT and the plain-RL checkpoints) are trained once and reused,
 so a strategy's wall time counts only the phases it added. With `compare.parallel` each strategy is a Ray task
-of its own, started as soon as the strategies whose models it reuses (`BUILDS_ON`) have finished: on a cluster
+of its own, started as soon as the strategies whose models it reuses (its `builds_on`) have finished: on a cluster
 they run side by side wherever their placement groups fit (submit the comparison itself with
 `synergy-ray submit CFG --command compare compare.parallel=true`). Each task asks Ray for one generator's
 GPUs (`cluster.gpus_per_generator`), where its evaluation engine runs.
@@ -19,20 +19,12 @@ from pathlib import Path
 
 from synergy_ray.config import SynergyConfig, validate_tree
 
-# The strategies whose finished models a strategy starts from (it would otherwise train them itself).
-BUILDS_ON = {"merge": ("sft", "rl"), "data_mix": ("rl",), "two_stage": ("sft",)}
-
-
 def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
     """`cfg` with `strategy: name` and that strategy's defaults fitted to this run's length and context."""
+    from synergy_ray.strategies import strategy_class
+
     tree = cfg.model_dump(mode="json")
-    strategy: dict = {"name": name}
-    if name == "progressive":
-        strategy["schedule_steps"] = cfg.rl.steps
-    if name == "two_stage":
-        room = (cfg.rollout.max_model_len or 10**9) - cfg.data.max_prompt_tokens
-        strategy["rl_max_tokens"] = min(max(cfg.rollout.max_tokens, cfg.eval.max_tokens), room)
-    tree["strategy"] = strategy
+    tree["strategy"] = {"name": name, **strategy_class(name).fitted_to(cfg)}
     return validate_tree(tree)
 
 
@@ -78,8 +70,7 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
     start = time.perf_counter()
     for phase in phases:
         for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
-            key = model_name if phase == "rl" else phase  # run_phase names plain RL "rl", guided RL by strategy
-            models[key] = added[key] = model
+            models[phase.makes] = added[phase.makes] = model
             if model_name not in reports and model_name not in evaluated:
                 clock.next(f"evaluate {model_name} on the same levels")
                 evaluated[model_name] = stages.evaluate_model(scfg, prepared, model, model_name)
@@ -90,8 +81,10 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
 
 def side_by_side_order(names: list[str], finished: set[str], started: set[str]) -> list[str]:
     """The strategies that may start now: not started, and every chosen strategy they build on finished."""
+    from synergy_ray.strategies import strategy_class
+
     return [n for n in names if n not in started
-            and all(d in finished for d in BUILDS_ON.get(n, ()) if d in names)]
+            and all(d in finished for d in strategy_class(n).builds_on if d in names)]
 
 
 def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, seconds: dict) -> None:

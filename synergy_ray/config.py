@@ -300,15 +300,12 @@ class AdaptiveStrategy(Section):
     easy_above: float = Field(0.75, ge=0, le=1)
 
 
-STRATEGY_NAMES = ("sft", "rl", "two_stage", "interleaved", "progressive", "data_mix", "merge", "adaptive")
+# Each strategy's section, tagged by its name; its behaviour is the module of the same name in strategies/.
+STRATEGY_SECTIONS = (SFTStrategy, RLStrategy, TwoStageStrategy, InterleavedStrategy, ProgressiveStrategy,
+                     DataMixStrategy, MergeStrategy, AdaptiveStrategy)
+STRATEGY_NAMES = tuple(section.model_fields["name"].default for section in STRATEGY_SECTIONS)
 
-Strategy = Annotated[
-    Union[
-        SFTStrategy, RLStrategy, TwoStageStrategy, InterleavedStrategy,
-        ProgressiveStrategy, DataMixStrategy, MergeStrategy, AdaptiveStrategy,
-    ],
-    Field(discriminator="name"),
-]
+Strategy = Annotated[Union[STRATEGY_SECTIONS], Field(discriminator="name")]
 
 
 class CurriculumConfig(Section):

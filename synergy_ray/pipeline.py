@@ -154,9 +154,9 @@ class StageClock:
         return time.perf_counter() - self.start
 
 
-def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
-    """Base model, L1-L5 levels from its pass rates, then each phase from the base, all evaluated on the same
-    stored level buckets. `phases` holds "sft" (long-CoT SFT, a Ray Train job) and/or "rl" (the GRPO loop)."""
+def study(cfg: SynergyConfig, phases: tuple) -> list:
+    """Base model, L1-L5 levels from its pass rates, then each phase (`strategies.phases`) in order, every model
+    evaluated on the same stored level buckets."""
     from synergy_ray import stages
     from synergy_ray.evaluator import format_table
 
@@ -166,7 +166,7 @@ def study(cfg: SynergyConfig, phases: tuple[str, ...]) -> list:
     models = {"base": base}
     for phase in phases:
         for name, model in run_phase(cfg, prepared, phase, models, clock):
-            models[phase] = model
+            models[phase.makes] = model
             clock.next(f"evaluate {name} on the same levels")
             reports.append(stages.evaluate_model(cfg, prepared, model, name))
     total = clock.finish()
@@ -193,52 +193,25 @@ def start_study(cfg: SynergyConfig, clock: StageClock):
     return prepared, base, stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))
 
 
-def run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase: str, models: dict, clock: StageClock):
-    """One training phase; returns [(report name, exported model directory)] (a merge sweep gives several)."""
-    from synergy_ray import stages
-
-    s = cfg.strategy
-    if phase == "sft":
-        clock.next("long-CoT SFT from base (Ray Train + DeepSpeed)")
-        return [("sft", stages.long_cot_sft(cfg, prepared, models["base"]))]
-    if phase == "merge":
-        clock.next(f"merge SFT and RL checkpoints ({s.method}, SFT weights {s.sweep or [s.sft_weight]})")
-        return [(f"merge_{s.method}_{w:g}", stages.merge(cfg, prepared, models["sft"], models["rl"], models["base"], w))
-                for w in (s.sweep or [s.sft_weight])]
-    if phase == "data_mix":
-        clock.next("data mixing: RL samples + long-CoT for unsolved questions, then SFT on the mix")
-        return [("data_mix", stages.data_mix(cfg, prepared, models["rl"], models["base"]))]
-    # Plain RL phases of sft-free strategies share the "rl" outputs; guided RL gets its own name.
-    name = cfg.strategy.name if cfg.strategy.name in ("interleaved", "progressive", "adaptive", "two_stage") else "rl"
-    if phase == "rl_after_sft":  # two-stage: GRPO from the SFT model, with its own generation limit
-        clock.next(f"pick the best SFT epoch on the validation split (k={s.val_k})")
-        start = stages.best_sft_epoch(cfg, prepared, models["sft"])
-        rl_cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"max_tokens": s.rl_max_tokens})})
-        clock.next(f"GRPO from the SFT model ({start.name}): {cfg.rl.steps} steps, max {s.rl_max_tokens} tokens")
-        return [(name, stages.grpo(rl_cfg, prepared, start, name))]
-    clock.next(f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
-               "(vLLM generators, verifiers, DeepSpeed learner)")
-    return [(name, stages.grpo(cfg, prepared, models["base"], name))]
+def run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase, models: dict, clock: StageClock):
+    """One training phase (`strategies.phases`); returns [(report name, exported model directory)]."""
+    clock.next(phase.title(cfg))
+    return phase.run(cfg, prepared, models)
 
 
 def run_demo(cfg: SynergyConfig) -> int:
     """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
-    study(cfg, ("sft", "rl"))
+    from synergy_ray.strategies.phases import GRPO, LongCotSFT
+
+    study(cfg, (LongCotSFT(), GRPO()))
     return 0
 
 
 def train(cfg: SynergyConfig) -> int:
     """Run the config's strategy: its phases in order, each evaluated by level against the base."""
-    import sys
-
     from synergy_ray import strategies
 
-    try:
-        strategy = strategies.build(cfg)
-    except NotImplementedError as err:
-        print(f"synergy-ray: {err}", file=sys.stderr)
-        return 3
-    study(cfg, strategy.phases)
+    study(cfg, strategies.build(cfg).phases)
     return 0
 
 

@@ -48,8 +48,8 @@ def phases_in_use(cfg: SynergyConfig) -> tuple[bool, bool]:
     from synergy_ray import strategies
 
     phases = strategies.build(cfg).phases
-    uses_rl = any(p in ("rl", "rl_after_sft") for p in phases)
-    uses_sft = cfg.model.make_base is not None or any(p in ("sft", "data_mix") for p in phases)
+    uses_rl = any(p.rl_roles for p in phases)
+    uses_sft = cfg.model.make_base is not None or any(p.sft_job for p in phases)
     return uses_rl, uses_sft
 
 

@@ -55,7 +55,7 @@ def long_cot_sft(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path) -
                           epochs_dir=epochs_dir)
 
 
-def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path) -> Path:
+def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, k: int) -> Path:
     """The SFT epoch with the best validation accuracy (ties: the earlier epoch), for two-stage's RL start.
 
     Falls back to the final SFT model, saying why, when there is no validation split or no per-epoch export.
@@ -71,7 +71,6 @@ def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path) -
         why = "no validation split" if prepared.val_path is None else "no per-epoch SFT exports"
         print(f"[two_stage] {why}: RL starts from the final SFT model")
         return sft_model
-    k = cfg.strategy.val_k if hasattr(cfg.strategy, "val_k") else cfg.eval.k
     scores = {}
     for epoch in epochs:
         report = evaluate(str(epoch), prepared.val_path, cfg, name=f"sft_{epoch.name}", k=k)
@@ -153,7 +152,8 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     return out
 
 
-def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Path) -> Path:
+def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Path, samples_per_question: int,
+             epochs: int) -> Path:
     """The data-mixing combination: the RL model's correct samples plus long-CoT traces for the questions it
     never solves, then SFT from the base on that mix."""
     import datasets
@@ -171,7 +171,7 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
     if not (mix_path / "dataset_info.json").exists():
         from transformers import AutoProcessor
 
-        k = cfg.strategy.samples_per_question
+        k = samples_per_question
         train = datasets.load_from_disk(str(prepared.train_path))
         rows = list(train)
         processor = AutoProcessor.from_pretrained(str(rl_model))
@@ -190,18 +190,16 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
         print(f"[data_mix] {stats['questions']} questions x {k} samples: {stats['solved']} solved "
               f"({stats['correct_answers']} distinct correct answers kept), {stats['long_cot_added']} long-CoT added")
     return _run_sft_stage(cfg, str(base), mix_path, out, "data_mix", target="mix_response",
-                          epochs=cfg.strategy.epochs)
+                          epochs=epochs)
 
 
-def merge(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, rl_model: Path, base: Path,
-          weight: float) -> Path:
+def merge(prepared: PreparedRun, sft_model: Path, rl_model: Path, base: Path, method: str, weight: float) -> Path:
     from synergy_ray.merging import merge_checkpoints
 
-    s = cfg.strategy
-    out = prepared.run_dir / f"merge_{s.method}_{weight:g}"
+    out = prepared.run_dir / f"merge_{method}_{weight:g}"
     if _done(out):
         print(f"[merge] reusing {out}")
         return out
-    merge_checkpoints(sft_model, rl_model, out, s.method, weight, base=base if s.method == "ties" else None)
-    print(f"[merge] {s.method} with SFT weight {weight:g} -> {out}")
+    merge_checkpoints(sft_model, rl_model, out, method, weight, base=base if method == "ties" else None)
+    print(f"[merge] {method} with SFT weight {weight:g} -> {out}")
     return out

@@ -1,45 +1,26 @@
-"""One small module per strategy, behind the interface in `base.py`; `build` picks one from the config."""
+"""One module per strategy, behind the interface in `base.py`; `build` picks one from the config.
+
+Every module of this package is imported here, and each `Strategy` subclass registers itself under its
+`name`, the tag of its config section: adding a strategy means adding its module and its section, nothing else.
+"""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from synergy_ray.config import SynergyConfig
 from synergy_ray.strategies.base import GroupOutcome, Strategy
 
-__all__ = ["GroupOutcome", "Strategy", "build"]
+__all__ = ["GroupOutcome", "Strategy", "build", "strategy_class"]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    return Strategy.registry[name]
 
 
 def build(cfg: SynergyConfig) -> Strategy:
-    s = cfg.strategy
-    if s.name == "rl":
-        from synergy_ray.strategies.rl import RL
-
-        return RL()
-    if s.name == "sft":
-        from synergy_ray.strategies.sft import SFT
-
-        return SFT()
-    if s.name == "two_stage":
-        from synergy_ray.strategies.two_stage import TwoStage
-
-        return TwoStage(s.rl_max_tokens)
-    if s.name == "interleaved":
-        from synergy_ray.strategies.interleaved import Interleaved
-
-        return Interleaved(s.sft_weight)
-    if s.name == "progressive":
-        from synergy_ray.strategies.progressive import Progressive
-
-        return Progressive(s.prefix_weight, s.schedule, s.schedule_steps, s.num_stages)
-    if s.name == "adaptive":
-        from synergy_ray.strategies.adaptive import Adaptive
-
-        return Adaptive(s.hint_below, s.hint_weight, s.length_penalty, s.easy_above)
-    if s.name == "merge":
-        from synergy_ray.strategies.merge import Merge
-
-        return Merge(s.method, s.sft_weight, s.sweep)
-    if s.name == "data_mix":
-        from synergy_ray.strategies.data_mix import DataMix
-
-        return DataMix(s.samples_per_question, s.epochs)
-    raise NotImplementedError(f"strategy '{s.name}' is not available in this version yet")
+    return strategy_class(cfg.strategy.name)(cfg.strategy)

@@ -13,27 +13,29 @@ The rule, per question q with pass-rate estimate p(q) from the curriculum table:
    easy answers short (SFT's failure mode on easy questions is bloat).
 """
 
+from synergy_ray.config import AdaptiveStrategy
 from synergy_ray.core.schedules import adaptive_hint_fraction
 from synergy_ray.strategies.base import GroupOutcome, Strategy, grpo_samples
+from synergy_ray.strategies.phases import GRPO
 
 
 class Adaptive(Strategy):
     name = "adaptive"
-    phases = ("rl",)
 
-    def __init__(self, hint_below: float, hint_weight: float, length_penalty: float, easy_above: float):
-        self.hint_below, self.hint_weight = hint_below, hint_weight
-        self.length_penalty, self.easy_above = length_penalty, easy_above
+    def __init__(self, section: AdaptiveStrategy):
+        super().__init__(section)
+        self.phases = (GRPO(makes=self.name),)
 
     def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
-        return adaptive_hint_fraction(pass_rate, self.hint_below)
+        return adaptive_hint_fraction(pass_rate, self.section.hint_below)
 
     def shape_rewards(self, group: GroupOutcome) -> list[float]:
-        if self.length_penalty <= 0 or group.pass_rate < self.easy_above:
+        penalty = self.section.length_penalty
+        if penalty <= 0 or group.pass_rate < self.section.easy_above:
             return list(group.rewards)
         longest = max((len(r.completion_ids) for r in group.rollouts), default=1) or 1
-        return [rw - self.length_penalty * len(r.completion_ids) / longest if ok else rw
+        return [rw - penalty * len(r.completion_ids) / longest if ok else rw
                 for r, rw, ok in zip(group.rollouts, group.rewards, group.correct)]
 
     def samples(self, group: GroupOutcome, advantages: list[float], step: int):
-        return grpo_samples(group, advantages, sft_weight=self.hint_weight)
+        return grpo_samples(group, advantages, sft_weight=self.section.hint_weight)

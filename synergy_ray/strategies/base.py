@@ -1,7 +1,10 @@
 """The interface every strategy implements; the coordinator and the pipeline consult it, nothing else does.
 
-A strategy answers four questions:
-- `phases`: which stages a run is made of, in order (e.g. ("sft", "rl") for two-stage);
+A strategy is one module of this package (a `Strategy` subclass, registered by its `name`) plus its section
+of the config (`config.py`, tagged by the same name). It answers:
+- `phases`: which phases a run is made of, in order (`phases.py`: long-CoT SFT, GRPO, or its own);
+- `builds_on`: which other strategies' finished models `compare` lets it start from;
+- `fitted_to`: which of its fields `compare` fits to the run (a schedule as long as the RL stage, say);
 - `hint_fraction`: how much of a question's expert trace to put at the start of the assistant turn now;
 - `shape_rewards`: adjust a group's rewards before advantages (e.g. a length penalty on easy questions);
 - `samples`: which loss each of a group's sequences gets (GRPO on sampled tokens, SFT on given ones).
@@ -11,8 +14,10 @@ The default is plain GRPO: no hints, rewards as scored, every rollout gets the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from synergy_ray.records import Rollout, TrainSample
+from synergy_ray.strategies.phases import GRPO, Phase
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,22 @@ def expert_sample(group: GroupOutcome, weight: float) -> TrainSample | None:
 
 
 class Strategy:
-    name = "rl"
-    phases: tuple[str, ...] = ("rl",)
+    name: ClassVar[str] = "rl"
+    builds_on: ClassVar[tuple[str, ...]] = ()
+    registry: ClassVar[dict[str, type[Strategy]]] = {}  # name -> class, filled as the modules are imported
+
+    def __init__(self, section: Any = None):
+        self.section = section  # this strategy's config section (`cfg.strategy`)
+        self.phases: tuple[Phase, ...] = (GRPO(),)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Strategy.registry[cls.name] = cls
+
+    @classmethod
+    def fitted_to(cls, cfg) -> dict[str, Any]:
+        """Fields of this strategy's section that `compare` sets from the run's other settings."""
+        return {}
 
     def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
         return 0.0

@@ -3,15 +3,40 @@ targets; for questions it never solves, the long-CoT trace is added instead; the
 (a Ray Train job). The paper's 230k correct + long-CoT for the unsolved; here the same rule on the demo data.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synergy_ray.config import DataMixStrategy
 from synergy_ray.strategies.base import Strategy
+from synergy_ray.strategies.phases import GRPO, Made, Phase
 
 
 class DataMix(Strategy):
     name = "data_mix"
-    phases = ("rl", "data_mix")
+    builds_on = ("rl",)
 
-    def __init__(self, samples_per_question: int, epochs: int):
-        self.samples_per_question, self.epochs = samples_per_question, epochs
+    def __init__(self, section: DataMixStrategy):
+        super().__init__(section)
+        self.phases = (GRPO(), SFTOnMix(samples_per_question=section.samples_per_question, epochs=section.epochs))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTOnMix(Phase):
+    samples_per_question: int = 8
+    epochs: int = 2
+    name: str = "data_mix"
+    makes: str = "data_mix"
+    sft_job: bool = True
+
+    def title(self, cfg) -> str:
+        return "data mixing: RL samples + long-CoT for unsolved questions, then SFT on the mix"
+
+    def run(self, cfg, prepared, models) -> Made:
+        from synergy_ray import stages
+
+        return [("data_mix", stages.data_mix(cfg, prepared, models["rl"], models["base"],
+                                             self.samples_per_question, self.epochs))]
 
 
 def mix_rows(rows: list[dict], samples: list[list[str]], correct: list[list[bool]]) -> tuple[list[dict], dict]:

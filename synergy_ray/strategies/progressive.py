@@ -6,24 +6,30 @@ ratio; the model's own continuation gets the GRPO loss.
 "Never solved" is read from the curriculum table's pass-rate estimate: below `ZERO_PASS` counts as zero.
 """
 
+from synergy_ray.config import ProgressiveStrategy
 from synergy_ray.core.schedules import prefix_fraction
 from synergy_ray.strategies.base import GroupOutcome, Strategy, grpo_samples
+from synergy_ray.strategies.phases import GRPO
 
 ZERO_PASS = 0.05
 
 
 class Progressive(Strategy):
     name = "progressive"
-    phases = ("rl",)
 
-    def __init__(self, prefix_weight: float, schedule: str, schedule_steps: int, num_stages: int):
-        self.prefix_weight, self.schedule = prefix_weight, schedule
-        self.schedule_steps, self.num_stages = schedule_steps, num_stages
+    def __init__(self, section: ProgressiveStrategy):
+        super().__init__(section)
+        self.phases = (GRPO(makes=self.name),)
+
+    @classmethod
+    def fitted_to(cls, cfg) -> dict:
+        return {"schedule_steps": cfg.rl.steps}  # the prefix is gone by the end of the RL stage
 
     def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
         if pass_rate >= ZERO_PASS:
             return 0.0
-        return prefix_fraction(step, self.schedule_steps, self.schedule, self.num_stages)
+        s = self.section
+        return prefix_fraction(step, s.schedule_steps, s.schedule, s.num_stages)
 
     def samples(self, group: GroupOutcome, advantages: list[float], step: int):
-        return grpo_samples(group, advantages, sft_weight=self.prefix_weight)
+        return grpo_samples(group, advantages, sft_weight=self.section.prefix_weight)

@@ -5,4 +5,3 @@ from synergy_ray.strategies.base import Strategy
 
 class RL(Strategy):
     name = "rl"
-    phases = ("rl",)

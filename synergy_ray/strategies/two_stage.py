@@ -7,12 +7,46 @@ validation split (disjoint from train and the held-out test set), and the first 
 for the RL stage, since SFT lengthens answers.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synergy_ray.config import TwoStageStrategy
 from synergy_ray.strategies.base import Strategy
+from synergy_ray.strategies.phases import LongCotSFT, Made, Phase, with_rollout
 
 
 class TwoStage(Strategy):
     name = "two_stage"
-    phases = ("sft", "rl_after_sft")
+    builds_on = ("sft",)
 
-    def __init__(self, rl_max_tokens: int):
-        self.rl_max_tokens = rl_max_tokens
+    def __init__(self, section: TwoStageStrategy):
+        super().__init__(section)
+        self.phases = (LongCotSFT(), GRPOFromBestSFT(rl_max_tokens=section.rl_max_tokens, val_k=section.val_k))
+
+    @classmethod
+    def fitted_to(cls, cfg) -> dict:
+        """As long as the run lets answers be, within the engine's context."""
+        room = (cfg.rollout.max_model_len or 10**9) - cfg.data.max_prompt_tokens
+        return {"rl_max_tokens": min(max(cfg.rollout.max_tokens, cfg.eval.max_tokens), room)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRPOFromBestSFT(Phase):
+    rl_max_tokens: int = 16384
+    val_k: int = 4
+    name: str = "rl_after_sft"
+    makes: str = "two_stage"
+    rl_roles: bool = True
+
+    def title(self, cfg) -> str:
+        return (f"GRPO from the best SFT epoch (validation, k={self.val_k}): {cfg.rl.steps} steps, "
+                f"max {self.rl_max_tokens} tokens")
+
+    def run(self, cfg, prepared, models) -> Made:
+        from synergy_ray import stages
+
+        start = stages.best_sft_epoch(cfg, prepared, models["sft"], self.val_k)
+        print(f"[two_stage] RL starts from {start.name}")
+        rl_cfg = with_rollout(cfg, max_tokens=self.rl_max_tokens)
+        return [(self.makes, stages.grpo(rl_cfg, prepared, start, self.makes))]

@@ -24,14 +24,15 @@ def run(ray_local, smoke_run, tmp_path):
 
 
 def test_two_stage_starts_rl_from_the_best_sft_epoch_by_validation(run, smoke_base):
-    from synergy_ray import pipeline
+    from synergy_ray import pipeline, strategies
 
     cfg, prepared = run("strategy=two_stage", "strategy.rl_max_tokens=64", "strategy.val_k=2", "sft.epochs=2")
     assert prepared.val_path is not None and len(datasets.load_from_disk(str(prepared.val_path))) == 10
-    clock = pipeline.StageClock(total=4)
+    clock = pipeline.StageClock(total=2)
     models = {"base": smoke_base}
-    [(_, models["sft"])] = pipeline.run_phase(cfg, prepared, "sft", models, clock)
-    [(name, rl_model)] = pipeline.run_phase(cfg, prepared, "rl_after_sft", models, clock)
+    sft, rl = strategies.build(cfg).phases
+    [(_, models["sft"])] = pipeline.run_phase(cfg, prepared, sft, models, clock)
+    [(name, rl_model)] = pipeline.run_phase(cfg, prepared, rl, models, clock)
     selection = json.loads((prepared.run_dir / "sft_selection.json").read_text())
     scores = selection["validation_accuracy"]
     assert [p.rsplit("/", 1)[1] for p in scores] == ["epoch_1", "epoch_2"]
@@ -45,7 +46,8 @@ def test_data_mix_keeps_correct_samples_adds_traces_and_trains_on_the_mix(run, s
     from synergy_ray import stages
 
     cfg, prepared = run("strategy=data_mix", "strategy.samples_per_question=2", "strategy.epochs=1")
-    out = stages.data_mix(cfg, prepared, smoke_base, smoke_base)  # the warmed-up base stands in for the RL model
+    # The warmed-up base stands in for the RL model.
+    out = stages.data_mix(cfg, prepared, smoke_base, smoke_base, samples_per_question=2, epochs=1)
     mix = datasets.load_from_disk(str(prepared.run_dir / "data" / "mix"))
     train = datasets.load_from_disk(str(prepared.train_path))
     by_id = {r["id"]: r for r in train}

@@ -116,11 +116,13 @@ def run_synergy(cfg, prepared, start_model: str, shape: Shape) -> dict:
 
     from synergy_ray.coordinator import Coordinator
     from synergy_ray.ray_session import connect
+    from synergy_ray.strategies import build
 
     connect(cfg)
     work = tempfile.mkdtemp(prefix="bench_rl_", dir=str(prepared.run_dir))
     t = time.perf_counter()
-    handle = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, start_model, str(prepared.train_path), work)
+    handle = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, start_model, str(prepared.train_path), work,
+                                                                    build(cfg))
     ray.get(handle.state_dict.remote())  # the constructor has started every role
     startup = time.perf_counter() - t
     steps = []

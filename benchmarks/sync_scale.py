@@ -70,12 +70,13 @@ def main(argv=None) -> dict:
 
     from synergy_ray import pipeline
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg = config(args)
     prepared = pipeline.prepare(cfg)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, prepared.model_path, str(prepared.train_path), str(prepared.run_dir / "rl"))
+        cfg, prepared.model_path, str(prepared.train_path), str(prepared.run_dir / "rl"), build(cfg))
     try:
         steps = [ray.get(coordinator.step.remote()) for _ in range(args.steps)]
         profiles = [ray.get(coordinator.profile_sync.remote()) for _ in range(args.profiles)]

@@ -26,6 +26,12 @@ def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None
     else:
         p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.kl_coef=0.005")
+    _add_verbose(p)
+
+
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="keep the libraries' own output (vLLM, transformers, progress bars); see console.py")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model name for each DIR in order (prefix for a run directory's models)")
     sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="dotted config override, e.g. --set serve.num_replicas=2")
+    _add_verbose(sv)
     from synergy_ray import cluster_cli
 
     cluster_cli.add_parsers(sub)  # submit, jobs, plan
@@ -144,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             print(dump_config(cfg), end="")
             return 0
         # Heavy imports start here, after the config is known to be valid.
+        from synergy_ray.console import quiet_libraries
         from synergy_ray.leftovers import none_left
+
+        quiet_libraries(args.verbose)
 
         with none_left():  # however the command ends: its local Ray stopped, its engines' /dev/shm removed
             return _run(args, cfg)

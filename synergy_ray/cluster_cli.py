@@ -120,7 +120,8 @@ def _jobs(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from synergy_ray.config import load_config
     from synergy_ray.core.placement import PlacementError, parse_cluster_shape
-    from synergy_ray.placement import phases_in_use, plan_for, plan_sft
+    from synergy_ray.placement import plan_for, plan_sft
+    from synergy_ray.strategies import roles_in_use
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -128,7 +129,7 @@ def _plan(args: argparse.Namespace) -> int:
     except PlacementError as err:
         print(f"synergy-ray: --cluster: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    uses_rl, uses_sft = phases_in_use(cfg)  # the SFT job never runs beside the RL roles
+    uses_rl, uses_sft = roles_in_use(cfg)  # the SFT job never runs beside the RL roles
     failed = []
     for name, used, make in (("RL roles", uses_rl, plan_for), ("SFT job", uses_sft, plan_sft)):
         try:

@@ -63,13 +63,14 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
     from synergy_ray.strategies import build
 
     scfg = strategy_config(cfg, name)
-    phases = build(scfg).phases
+    strategy = build(scfg)
+    phases = strategy.phases
     own_clock = clock is None
     clock = clock or pipeline.StageClock(total=2 * len(phases), label=name)
     models, added, evaluated = dict(models), {}, {}
     start = time.perf_counter()
     for phase in phases:
-        for model_name, model in pipeline.run_phase(scfg, prepared, phase, models, clock):
+        for model_name, model in pipeline.run_phase(scfg, prepared, strategy, phase, models, clock):
             models[phase.makes] = added[phase.makes] = model
             if model_name not in reports and model_name not in evaluated:
                 clock.next(f"evaluate {model_name} on the same levels")

@@ -28,10 +28,13 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.records import PromptRef, Rollout, StepStats, TrainSample
+from synergy_ray.records import GroupOutcome, PromptRef, Rollout, StepStats, TrainSample
+
+if TYPE_CHECKING:
+    from synergy_ray.strategies.base import Strategy
 
 ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step's parts timed around role calls
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
@@ -44,10 +47,9 @@ MEMBER_CLOSE_TIMEOUT_S = 60  # stopping an engine takes seconds; a member that h
 class Coordinator:
     """Run as a Ray actor (`ray.remote(Coordinator)`) or in the driver; it only holds handles and small state."""
 
-    def __init__(self, cfg: SynergyConfig, model_path: str, train_path: str, run_dir: str):
+    def __init__(self, cfg: SynergyConfig, model_path: str, train_path: str, run_dir: str, strategy: Strategy):
         import datasets
 
-        from synergy_ray import strategies
         from synergy_ray.core.curriculum import CurriculumSampler
 
         self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
@@ -67,7 +69,7 @@ class Coordinator:
         self.last_engine_load_s = 0.0  # seconds the latest sync spent loading weights into vLLM (slowest engine)
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
         self._ready: tuple[list[str], list[Rollout]] | None = None  # async mode: the next step's rollouts
-        self.strategy = strategies.build(cfg)
+        self.strategy = strategy  # its decisions inside the step: hints, reward shaping, each sequence's loss
         from transformers import AutoTokenizer
 
         from synergy_ray.model.prompting import pad_token_id
@@ -98,6 +100,7 @@ class Coordinator:
         self.verifiers = VerifierPool.create(c.reward)
         self.generators: list[Any] = []
         self._homes: dict[Any, tuple[int | None, Any]] = {}  # member -> (bundle in the run's group, own group)
+        self._processes: dict[Any, Any] = {}  # member -> MemberProcesses: what to end if it is killed hung
         self._generators_started = 0
         self._pool_target = c.rollout.num_generators
         self._last_stats: StepStats | None = None
@@ -134,6 +137,7 @@ class Coordinator:
         joined = False
         try:
             ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
+            self._processes[handle] = ray.get(handle.processes.remote(), timeout=MEMBER_CLOSE_TIMEOUT_S)
             # A new member gets the current weights before it serves, the same way.
             failed = self.learner.push_weights([handle], self.version)[1] if self.version else {}
             if failed:
@@ -316,7 +320,6 @@ class Coordinator:
         import torch
 
         from synergy_ray.core.advantages import compute_advantages
-        from synergy_ray.strategies import GroupOutcome
 
         c, G = self.cfg, self.cfg.rollout.group_size
         by_q: dict[str, list[int]] = {}
@@ -585,11 +588,28 @@ class Coordinator:
         if handle in self.generators:
             self.generators.remove(handle)
         _, own = self._homes.pop(handle, (None, None))
+        processes = self._processes.pop(handle, None)
         if graceful:
             answers({handle: handle.close.remote()}, MEMBER_CLOSE_TIMEOUT_S)
         self._ray.kill(handle)
+        if not graceful and processes is not None:
+            self._end_leftovers(processes)
         if own is not None:
             remove_placement_group(own)
+
+    def _end_leftovers(self, processes) -> None:
+        """Kill the processes of a member killed without a clean stop (a hung engine outlives its actor) and
+        remove its /dev/shm, by a task on the member's node."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from synergy_ray.leftovers import end_member
+
+        task = self._ray.remote(end_member).options(
+            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(processes.node_id, soft=False))
+        ref = task.remote(processes.processes, processes.shm)
+        done, _ = self._ray.wait([ref], timeout=MEMBER_CLOSE_TIMEOUT_S)
+        if not done:
+            print("[rl] could not end what was left of a failed generator (its node did not answer)", flush=True)
 
     def pool_sync_gaps(self) -> list[float | None]:
         """The weight-sync log-prob gap of every member on the same fresh rollouts (new members included)."""

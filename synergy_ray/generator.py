@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from synergy_ray.config import RolloutConfig
-from synergy_ray.records import PromptRef, Rollout
+from synergy_ray.records import MemberProcesses, PromptRef, Rollout
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,15 @@ class Generator:
         weight version. A dead engine ends the actor; a hung one makes the probe time out."""
         self.llm.llm_engine.is_sleeping()
         return self.version
+
+    def processes(self) -> MemberProcesses:
+        """This member's node, its own and its engine's processes, and their /dev/shm (see `leftovers.end_member`)."""
+        import ray
+
+        from synergy_ray.profiling import process_tree, start_time
+
+        started = tuple((pid, t) for pid in process_tree(os.getpid()) if (t := start_time(pid)) is not None)
+        return MemberProcesses(ray.get_runtime_context().get_node_id(), started, tuple(sorted(self._engine_shm)))
 
     def engine_pids(self) -> dict[int, str]:
         """The processes this actor started (the vLLM engine among them): pid -> name, for fault tests."""

@@ -11,6 +11,9 @@ Two kinds of leftover are handled, both seen after runs here:
   uses (another run's engine, say) is never touched.
 
 A SIGKILL of the driver runs none of this.
+
+`end_member` does the same for one generator the coordinator let go without a clean stop (a hung engine does
+not exit when its actor is killed): it runs as a task on that member's node.
 """
 
 from __future__ import annotations
@@ -38,25 +41,31 @@ def was_terminated() -> bool:
     return _terminated.is_set()
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does. `ray.init` installs its own handler
-    (`sys.exit`), so this is called again after it."""
+def stop_on_sigterm():
+    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does; returns the handler it replaced.
+    `ray.init` installs its own handler (`sys.exit`), so this is called again after it."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    return None
 
 
 @contextlib.contextmanager
 def none_left() -> Iterator[None]:
-    """Run the body; whatever ends it, stop the local Ray and remove the /dev/shm its engines left unused."""
+    """Run the body; whatever ends it, stop the local Ray it started (one already running, a caller's, is left
+    alone) and remove the /dev/shm its engines left unused."""
     since = time.time()
-    stop_on_sigterm()
+    ray_before = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    previous = stop_on_sigterm()
     try:
         yield
     finally:
-        stop_local_ray()
+        if not ray_before:
+            stop_local_ray()
         from synergy_ray.profiling import remove_unused_shm, shm_created_since
 
         remove_unused_shm(shm_created_since(since))
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def stop_local_ray() -> None:
@@ -92,3 +101,15 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+
+def end_member(processes: tuple[tuple[int, int], ...], shm: tuple[str, ...]) -> tuple[int, int]:
+    """Kill what is left of a member's processes and remove the /dev/shm they used once nothing maps it;
+    returns (processes killed, files removed). Runs on the member's node."""
+    from synergy_ray.profiling import kill_if_same, remove_unused_shm, start_time
+
+    killed = kill_if_same(processes)
+    deadline = time.monotonic() + PROCESS_EXIT_WAIT_S
+    while time.monotonic() < deadline and any(start_time(pid) == t and _alive(pid) for pid, t in processes):
+        time.sleep(0.1)
+    return killed, remove_unused_shm(set(shm))

@@ -8,24 +8,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from synergy_ray.config import ConfigError, SynergyConfig, write_resolved
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    run_dir: Path
-    model_path: str
-    num_parameters: int
-    train_path: Path
-    eval_path: Path
-    val_path: Path | None  # checkpoint selection; None when the source has no validation split
-    train_steps: dict[int, int]  # design difficulty (reasoning steps) -> item count
-    eval_steps: dict[int, int]
-    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids of rows the loader skipped
-    seconds: float = 0.0
+from synergy_ray.records import PreparedRun
 
 
 def ensure_model(cfg: SynergyConfig) -> str:
@@ -154,18 +140,19 @@ class StageClock:
         return time.perf_counter() - self.start
 
 
-def study(cfg: SynergyConfig, phases: tuple) -> list:
-    """Base model, L1-L5 levels from its pass rates, then each phase (`strategies.phases`) in order, every model
-    evaluated on the same stored level buckets."""
+def study(cfg: SynergyConfig, strategy, phases: tuple | None = None) -> list:
+    """Base model, L1-L5 levels from its pass rates, then each phase in order (the strategy's own unless
+    `phases` is given), every model evaluated on the same stored level buckets."""
     from synergy_ray import stages
     from synergy_ray.evaluator import format_table
 
+    phases = strategy.phases if phases is None else phases
     clock = StageClock(total=3 + 2 * len(phases))
     prepared, base, base_report = start_study(cfg, clock)
     reports = [base_report]
     models = {"base": base}
     for phase in phases:
-        for name, model in run_phase(cfg, prepared, phase, models, clock):
+        for name, model in run_phase(cfg, prepared, strategy, phase, models, clock):
             models[phase.makes] = model
             clock.next(f"evaluate {name} on the same levels")
             reports.append(stages.evaluate_model(cfg, prepared, model, name))
@@ -193,17 +180,18 @@ def start_study(cfg: SynergyConfig, clock: StageClock):
     return prepared, base, stages.assign_levels(prepared, stages.evaluate_model(cfg, prepared, base, "base"))
 
 
-def run_phase(cfg: SynergyConfig, prepared: PreparedRun, phase, models: dict, clock: StageClock):
-    """One training phase (`strategies.phases`); returns [(report name, exported model directory)]."""
+def run_phase(cfg: SynergyConfig, prepared: PreparedRun, strategy, phase, models: dict, clock: StageClock):
+    """One of the strategy's training phases (`strategies.phases`); returns [(report name, model directory)]."""
     clock.next(phase.title(cfg))
-    return phase.run(cfg, prepared, models)
+    return phase.run(cfg, prepared, models, strategy)
 
 
 def run_demo(cfg: SynergyConfig) -> int:
     """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
+    from synergy_ray.strategies import build
     from synergy_ray.strategies.phases import GRPO, LongCotSFT
 
-    study(cfg, (LongCotSFT(), GRPO()))
+    study(cfg, build(cfg), (LongCotSFT(), GRPO()))
     return 0
 
 
@@ -211,7 +199,7 @@ def train(cfg: SynergyConfig) -> int:
     """Run the config's strategy: its phases in order, each evaluated by level against the base."""
     from synergy_ray import strategies
 
-    study(cfg, strategies.build(cfg).phases)
+    study(cfg, strategies.build(cfg))
     return 0
 
 

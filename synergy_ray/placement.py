@@ -43,19 +43,9 @@ RL_FIELDS = ("learner.num_workers, rollout.num_generators, cluster.cpus_per_lear
 SFT_FIELDS = "sft.num_workers, sft.cpus_per_worker, sft.gpus_per_worker"
 
 
-def phases_in_use(cfg: SynergyConfig) -> tuple[bool, bool]:
-    """(the strategy runs the RL roles, it runs a Ray Train SFT job: base warm-up, long-CoT SFT, data mixing)."""
-    from synergy_ray import strategies
-
-    phases = strategies.build(cfg).phases
-    uses_rl = any(p.rl_roles for p in phases)
-    uses_sft = cfg.model.make_base is not None or any(p.sft_job for p in phases)
-    return uses_rl, uses_sft
-
-
-def placement_failures(cfg: SynergyConfig, nodes: list[Node]) -> list[str]:
-    """Why the parts of the run the strategy uses cannot be placed on `nodes`, naming the fields; [] if they fit."""
-    uses_rl, uses_sft = phases_in_use(cfg)
+def placement_failures(cfg: SynergyConfig, nodes: list[Node], uses_rl: bool, uses_sft: bool) -> list[str]:
+    """Why the parts of the run it uses (the RL roles, the SFT job; `strategies.roles_in_use`) cannot be placed
+    on `nodes`, naming the fields; [] if they fit."""
     failed = []
     for used, make, fields in ((uses_rl, plan_for, RL_FIELDS), (uses_sft, plan_sft, SFT_FIELDS)):
         if not used:

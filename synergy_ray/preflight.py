@@ -75,13 +75,14 @@ def check_resources(cfg: SynergyConfig) -> None:
     """Refuse roles that the local Ray could never schedule (they would wait for resources that never come)."""
     from synergy_ray.core.placement import Node
     from synergy_ray.placement import placement_failures
+    from synergy_ray.strategies import roles_in_use
 
     if not local_ray(cfg):
         return
     c = cfg.cluster
     wants_gpus = max(c.gpus_per_learner, c.gpus_per_generator, cfg.sft.gpus_per_worker) > 0
     node = Node("this machine", gpus=local_gpus() if wants_gpus else 0, cpus=float(c.num_cpus or os.cpu_count() or 1))
-    failed = placement_failures(cfg, [node])
+    failed = placement_failures(cfg, [node], *roles_in_use(cfg))
     if failed:
         cpus = f"cluster.num_cpus {c.num_cpus}" if c.num_cpus else f"{node.cpus:g} CPUs here"
         raise ConfigError(f"{'; '.join(failed)} (a local Ray with {cpus} and {node.gpus} GPUs; set cluster.address "

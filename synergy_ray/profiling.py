@@ -191,3 +191,28 @@ def remove_unused_shm(candidates: set[str]) -> int:
     if not candidates:
         return 0
     return unlink_all(candidates - shm_in_use())
+
+
+def start_time(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, /proc/PID/stat field 22); None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return int(fields[19])  # fields after the name start at field 3
+
+
+def kill_if_same(processes: tuple[tuple[int, int], ...]) -> int:
+    """SIGKILL each (pid, start time) still running as that same process (a stopped or hung one included);
+    returns how many were killed."""
+    import signal
+
+    killed = 0
+    for pid, started in processes:
+        if start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                continue
+    return killed

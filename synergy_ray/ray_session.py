@@ -14,8 +14,10 @@ def connect(cfg: SynergyConfig) -> None:
         return
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
     # Workers import synergy_ray from the working directory's checkout when it is not installed there.
+    from synergy_ray.console import runtime_env_hook, worker_env
+
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE":
-                                str(cfg.rollout.cpu_kvcache_space_gib)}}
+                                str(cfg.rollout.cpu_kvcache_space_gib), **worker_env()}, **runtime_env_hook()}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
     else:

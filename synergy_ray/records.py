@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,38 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class MemberProcesses:
+    """Where a pool member's engine runs, so what is left of it can be ended after its actor is killed: the
+    node, the processes the actor started as (pid, start time) pairs (a pid alone may be reused), and the
+    /dev/shm files they map."""
+
+    node_id: str
+    processes: tuple[tuple[int, int], ...]
+    shm: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GroupStats:
     qid: str
     rewards: tuple[float, ...]
     num_correct: int
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """One question's group after scoring, as a strategy sees it."""
+
+    qid: str
+    row: int
+    rollouts: list[Rollout]
+    rewards: list[float]
+    correct: list[bool]
+    pass_rate: float  # the curriculum table's estimate before this group
+    expert_ids: list[int]  # the question's long-CoT trace as token ids (with the end token); [] if none
+
+    @property
+    def all_failed(self) -> bool:
+        return not any(self.correct)
 
 
 @dataclass
@@ -89,3 +118,19 @@ class StepStats:
     counters: dict[str, int] = field(default_factory=dict)  # dropped prompts, timeouts, lost rollouts ...
     sync_logprob_gap: float | None = None
     staleness: float = 0.0  # mean weight versions between a rollout's sampler and the learner that trained on it
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What `pipeline.prepare` made: where the run's model and data sets are, and what the loader skipped."""
+
+    run_dir: Path
+    model_path: str
+    num_parameters: int
+    train_path: Path
+    eval_path: Path
+    val_path: Path | None  # checkpoint selection; None when the source has no validation split
+    train_steps: dict[int, int]  # design difficulty (reasoning steps) -> item count
+    eval_steps: dict[int, int]
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> ids of rows the loader skipped
+    seconds: float = 0.0

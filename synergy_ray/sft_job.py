@@ -156,7 +156,7 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
             loss = _sft_loss(engine, collate([examples[i] for i in batches[micro]], pad))
             engine.backward(loss)
             engine.step()
-            window.append(float(loss))
+            window.append(loss.detach().item())
             if (micro + 1) % accumulation:
                 continue
             state["step"] += 1

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.pipeline import PreparedRun
+from synergy_ray.records import PreparedRun
 
 
 def _done(model_dir: Path) -> bool:
@@ -125,8 +125,9 @@ def assign_levels(prepared: PreparedRun, base_report):
     return report
 
 
-def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str = "rl") -> Path:
-    """The distributed GRPO loop from `start_model`; resumes from the run's latest RL checkpoint if there is one."""
+def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str, strategy) -> Path:
+    """The distributed GRPO loop from `start_model`, guided by `strategy`; resumes from the run's latest RL
+    checkpoint if there is one."""
     import ray
 
     from synergy_ray.coordinator import Coordinator
@@ -137,7 +138,7 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
         return out
     work = prepared.run_dir / f"{name}_work"
     coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=1).remote(
-        cfg, str(start_model), str(prepared.train_path), str(work))
+        cfg, str(start_model), str(prepared.train_path), str(work), strategy)
     latest = work / "checkpoints" / "latest"
     if latest.exists():
         ray.get(coordinator.load_checkpoint.remote(str(work / "checkpoints" / latest.read_text().strip())))
@@ -161,7 +162,7 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
     from synergy_ray.core.rewards import score_completion
     from synergy_ray.evaluator import sample_completions
     from synergy_ray.model.engine import build_llm, release_llm
-    from synergy_ray.strategies.data_mix import mix_rows
+    from synergy_ray.core.mixing import mix_rows
 
     out = prepared.run_dir / "data_mix"
     if _done(out):

@@ -12,7 +12,7 @@ import pkgutil
 from synergy_ray.config import SynergyConfig
 from synergy_ray.strategies.base import GroupOutcome, Strategy
 
-__all__ = ["GroupOutcome", "Strategy", "build", "strategy_class"]
+__all__ = ["GroupOutcome", "Strategy", "build", "roles_in_use", "strategy_class"]
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -24,3 +24,12 @@ def strategy_class(name: str) -> type[Strategy]:
 
 def build(cfg: SynergyConfig) -> Strategy:
     return strategy_class(cfg.strategy.name)(cfg.strategy)
+
+
+def roles_in_use(cfg: SynergyConfig) -> tuple[bool, bool]:
+    """(the run starts the RL roles, it runs a Ray Train SFT job: base warm-up, long-CoT SFT, data mixing),
+    from the strategy's phases."""
+    phases = build(cfg).phases
+    uses_rl = any(p.rl_roles for p in phases)
+    uses_sft = cfg.model.make_base is not None or any(p.sft_job for p in phases)
+    return uses_rl, uses_sft

@@ -13,28 +13,10 @@ The default is plain GRPO: no hints, rewards as scored, every rollout gets the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from synergy_ray.records import Rollout, TrainSample
+from synergy_ray.records import GroupOutcome, TrainSample
 from synergy_ray.strategies.phases import GRPO, Phase
-
-
-@dataclass(frozen=True)
-class GroupOutcome:
-    """One question's group after scoring, as a strategy sees it."""
-
-    qid: str
-    row: int
-    rollouts: list[Rollout]
-    rewards: list[float]
-    correct: list[bool]
-    pass_rate: float  # the curriculum table's estimate before this group
-    expert_ids: list[int]  # the question's long-CoT trace as token ids (with the end token); [] if none
-
-    @property
-    def all_failed(self) -> bool:
-        return not any(self.correct)
 
 
 def grpo_samples(group: GroupOutcome, advantages: list[float], sft_weight: float = 0.0) -> list[TrainSample]:

@@ -32,23 +32,8 @@ class SFTOnMix(Phase):
     def title(self, cfg) -> str:
         return "data mixing: RL samples + long-CoT for unsolved questions, then SFT on the mix"
 
-    def run(self, cfg, prepared, models) -> Made:
+    def run(self, cfg, prepared, models, strategy) -> Made:
         from synergy_ray import stages
 
         return [("data_mix", stages.data_mix(cfg, prepared, models["rl"], models["base"],
                                              self.samples_per_question, self.epochs))]
-
-
-def mix_rows(rows: list[dict], samples: list[list[str]], correct: list[list[bool]]) -> tuple[list[dict], dict]:
-    """The SFT mix: one row per distinct correct sample, or the long-CoT trace when none was correct."""
-    out, stats = [], {"questions": len(rows), "solved": 0, "correct_answers": 0, "long_cot_added": 0}
-    for row, texts, oks in zip(rows, samples, correct):
-        kept = list(dict.fromkeys(t for t, ok in zip(texts, oks) if ok))
-        if kept:
-            stats["solved"] += 1
-            stats["correct_answers"] += len(kept)
-            out += [{**row, "mix_response": t} for t in kept]
-        elif row.get("long_cot"):
-            stats["long_cot_added"] += 1
-            out.append({**row, "mix_response": row["long_cot"]})
-    return out, stats

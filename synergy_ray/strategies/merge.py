@@ -30,7 +30,7 @@ class MergeCheckpoints(Phase):
     def title(self, cfg) -> str:
         return f"merge SFT and RL checkpoints ({self.method}, SFT weights {list(self.weights)})"
 
-    def run(self, cfg, prepared, models) -> Made:
+    def run(self, cfg, prepared, models, strategy) -> Made:
         from synergy_ray import stages
 
         return [(f"merge_{self.method}_{w:g}",

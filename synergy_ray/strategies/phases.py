@@ -2,8 +2,8 @@
 and evaluates what it made, `compare` runs several strategies' phases over shared models, and the placement
 check asks which roles the phases start. None of them tests a strategy's name.
 
-A phase reads the models made before it from `models` ("base", then each earlier phase's `makes` key) and
-returns [(report name, exported model directory)], usually one pair (a merge sweep gives several). The stages
+A phase reads the models made before it from `models` ("base", then each earlier phase's `makes` key), is
+handed the strategy it belongs to (whose decisions guide the RL loop), and returns [(report name, exported model directory)], usually one pair (a merge sweep gives several). The stages
 it calls (`synergy_ray.stages`) hold the Ray, vLLM and DeepSpeed work and the reuse of finished outputs;
 they are imported when a phase runs, so declaring phases stays light.
 """
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synergy_ray.config import SynergyConfig
-    from synergy_ray.pipeline import PreparedRun
+    from synergy_ray.records import PreparedRun
+    from synergy_ray.strategies.base import Strategy
 
 Made = list[tuple[str, Path]]  # (report name, exported model directory) for each model a phase made
 
@@ -31,7 +32,7 @@ class Phase:
     def title(self, cfg: SynergyConfig) -> str:
         raise NotImplementedError
 
-    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path]) -> Made:
+    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
         raise NotImplementedError
 
 
@@ -46,7 +47,7 @@ class LongCotSFT(Phase):
     def title(self, cfg: SynergyConfig) -> str:
         return "long-CoT SFT from base (Ray Train + DeepSpeed)"
 
-    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path]) -> Made:
+    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
         from synergy_ray import stages
 
         return [("sft", stages.long_cot_sft(cfg, prepared, models["base"]))]
@@ -67,10 +68,10 @@ class GRPO(Phase):
         return (f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
                 "(vLLM generators, verifiers, DeepSpeed learner)")
 
-    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path]) -> Made:
+    def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
         from synergy_ray import stages
 
-        return [(self.makes, stages.grpo(cfg, prepared, models["base"], self.makes))]
+        return [(self.makes, stages.grpo(cfg, prepared, models["base"], self.makes, strategy))]
 
 
 def with_rollout(cfg: SynergyConfig, **fields: Any) -> SynergyConfig:

@@ -43,10 +43,10 @@ class GRPOFromBestSFT(Phase):
         return (f"GRPO from the best SFT epoch (validation, k={self.val_k}): {cfg.rl.steps} steps, "
                 f"max {self.rl_max_tokens} tokens")
 
-    def run(self, cfg, prepared, models) -> Made:
+    def run(self, cfg, prepared, models, strategy) -> Made:
         from synergy_ray import stages
 
         start = stages.best_sft_epoch(cfg, prepared, models["sft"], self.val_k)
         print(f"[two_stage] RL starts from {start.name}")
         rl_cfg = with_rollout(cfg, max_tokens=self.rl_max_tokens)
-        return [(self.makes, stages.grpo(rl_cfg, prepared, start, self.makes))]
+        return [(self.makes, stages.grpo(rl_cfg, prepared, start, self.makes, strategy))]

@@ -43,11 +43,12 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
 
 def _scenario(ray, cluster, cfg, model_dir: str, train_path: str, work: str) -> dict:
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     ray.init(address=cluster.address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false",
                                                                 "VLLM_CPU_KVCACHE_SPACE": "1"}})
     out: dict = {}
-    coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, model_dir, train_path, work)
+    coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, model_dir, train_path, work, build(cfg))
     try:
         out["pool_start"] = ray.get(coordinator.ensure_pool.remote())
         out["placement"] = ray.get(coordinator.placement_nodes.remote())

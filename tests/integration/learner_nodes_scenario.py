@@ -19,6 +19,7 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
 
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg = load_config("configs/smoke_cpu.yaml", [
         f"run.output_dir={output_dir}", "rl.prompt_batch=4", "rl.mini_batch=2", "rollout.group_size=4",
@@ -34,7 +35,7 @@ def main(model_dir: str, train_path: str, work: str, output_dir: str) -> dict:
     try:
         ray.init(address=cluster.address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false",
                                                                     "VLLM_CPU_KVCACHE_SPACE": "1"}})
-        coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, model_dir, train_path, work)
+        coordinator = ray.remote(Coordinator).options(num_cpus=0).remote(cfg, model_dir, train_path, work, build(cfg))
         try:
             out = {"placement": ray.get(coordinator.placement_nodes.remote())}
             out["steps"] = [{"version": s["weight_version"], "gap": s["sync_logprob_gap"],

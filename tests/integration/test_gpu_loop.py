@@ -28,6 +28,7 @@ def test_two_rank_zero3_bf16_loop_syncs_on_gpu(ray_local, smoke_run, smoke_base,
         pytest.skip(reason)
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg0, prepared = smoke_run
     cfg = load_config("configs/smoke_cpu.yaml", [
@@ -37,7 +38,7 @@ def test_two_rank_zero3_bf16_loop_syncs_on_gpu(ray_local, smoke_run, smoke_base,
         "cluster.layout=disaggregated", "cluster.gpus_per_learner=1", "cluster.gpus_per_generator=0.5",
         "cluster.cpus_per_learner=0.25", "cluster.cpus_per_generator=0.5", "rollout.gpu_memory_utilization=0.2"])
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path))
+        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path), build(cfg))
     try:
         history = ray_local.get(handle.run.remote(3))
     finally:

@@ -11,6 +11,7 @@ def test_async_mode_overlaps_generation_one_version_stale(ray_local, smoke_run, 
     """Step t+1's rollouts are sampled while step t trains: one weight version stale, corrected by TIS."""
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg0, prepared = smoke_run
     overrides = [o for o in SMOKE_RL if not o.startswith(("rollout.num_generators", "rollout.max_generators"))]
@@ -18,7 +19,7 @@ def test_async_mode_overlaps_generation_one_version_stale(ray_local, smoke_run, 
         f"run.output_dir={cfg0.run.output_dir}", f"model.path={prepared.model_path}", *overrides,
         "rl.async_mode=true", "rl.tis_cap=2.0"])
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path))
+        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path), build(cfg))
     try:
         history = ray_local.get(handle.run.remote(3))
     finally:

@@ -25,13 +25,14 @@ SMOKE_RL = [
 def coordinator(ray_local, smoke_run, smoke_base, tmp_path_factory):
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg0, prepared = smoke_run
     cfg = load_config("configs/smoke_cpu.yaml", [f"run.output_dir={cfg0.run.output_dir}",
                                                  f"model.path={prepared.model_path}", *SMOKE_RL])
     work = tmp_path_factory.mktemp("rl_work")
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, str(smoke_base), str(prepared.train_path), str(work))
+        cfg, str(smoke_base), str(prepared.train_path), str(work), build(cfg))
     yield handle, work
     from synergy_ray.profiling import mapped_shm
 
@@ -152,6 +153,31 @@ def test_a_dead_engine_is_replaced_between_steps_and_mid_step(coordinator, ray_l
     assert stats.learner["updates"] == 2.0
     assert stats.sync_logprob_gap is not None and stats.sync_logprob_gap < 2e-3
     assert ray_local.get(handle.ensure_pool.remote()) == 2
+
+
+def test_a_hung_engine_is_found_killed_and_replaced(coordinator, ray_local):
+    """An engine that stops answering (SIGSTOP: alive, holding its memory, never replying) fails the health
+    probe; its member is killed, the engine process that would outlive the actor is ended on its node, its
+    /dev/shm removed, and the pool rebuilt."""
+    import signal
+
+    from synergy_ray.profiling import mapped_shm, start_time
+
+    handle, _ = coordinator
+    before = ray_local.get(handle.state_dict.remote())["counters"]["generator_failures"]
+    victim = ray_local.get(handle.generator_handles.remote())[0]
+    engine = next(pid for pid, name in ray_local.get(victim.engine_pids.remote()).items() if "EngineCore" in name)
+    started, engine_shm = start_time(engine), mapped_shm(engine)
+    os.kill(engine, signal.SIGSTOP)
+    try:
+        assert ray_local.get(handle.ensure_pool.remote()) == 2  # the probe waits MEMBER_HEALTH_TIMEOUT_S
+        assert victim not in ray_local.get(handle.generator_handles.remote())
+        assert ray_local.get(handle.state_dict.remote())["counters"]["generator_failures"] == before + 1
+        assert start_time(engine) != started or open(f"/proc/{engine}/stat").read().split(") ")[1][0] == "Z"
+        assert engine_shm and not [p for p in engine_shm if os.path.exists(p)]
+    finally:
+        if start_time(engine) == started:
+            os.kill(engine, signal.SIGKILL)
 
 
 def test_old_checkpoints_are_pruned_to_keep_checkpoints(coordinator, ray_local):

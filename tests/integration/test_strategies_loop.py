@@ -37,11 +37,12 @@ def _unanswerable_next_questions(n: int):
 def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strategy):
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
 
     cfg0, prepared = smoke_run
     cfg = load_config("configs/smoke_cpu.yaml", [f"run.output_dir={cfg0.run.output_dir}", *BASE, *strategy])
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
-        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path))
+        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path), build(cfg))
     try:
         if cfg.strategy.name == "progressive":  # as if every question's last group had all failed
             ray_local.get(handle.__ray_call__.remote(lambda c: c.last_pass.update(dict.fromkeys(c.qids, 0.0))))

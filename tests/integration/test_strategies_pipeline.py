@@ -30,9 +30,10 @@ def test_two_stage_starts_rl_from_the_best_sft_epoch_by_validation(run, smoke_ba
     assert prepared.val_path is not None and len(datasets.load_from_disk(str(prepared.val_path))) == 10
     clock = pipeline.StageClock(total=2)
     models = {"base": smoke_base}
-    sft, rl = strategies.build(cfg).phases
-    [(_, models["sft"])] = pipeline.run_phase(cfg, prepared, sft, models, clock)
-    [(name, rl_model)] = pipeline.run_phase(cfg, prepared, rl, models, clock)
+    strategy = strategies.build(cfg)
+    sft, rl = strategy.phases
+    [(_, models["sft"])] = pipeline.run_phase(cfg, prepared, strategy, sft, models, clock)
+    [(name, rl_model)] = pipeline.run_phase(cfg, prepared, strategy, rl, models, clock)
     selection = json.loads((prepared.run_dir / "sft_selection.json").read_text())
     scores = selection["validation_accuracy"]
     assert [p.rsplit("/", 1)[1] for p in scores] == ["epoch_1", "epoch_2"]

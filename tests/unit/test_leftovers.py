@@ -62,3 +62,18 @@ def test_sigterm_is_handled_like_ctrl_c_and_says_so():
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert done.returncode == 143
     assert time.monotonic() - start < 5  # stopped at once, not after the sleep
+
+
+def test_a_ray_started_by_the_caller_is_left_running():
+    """A command run inside a process that already has Ray (a test, a notebook) must not shut it down."""
+    code = textwrap.dedent("""
+        import ray
+        from synergy_ray import leftovers
+        ray.init(num_cpus=1, include_dashboard=False)
+        with leftovers.none_left():
+            pass
+        assert ray.is_initialized()
+        ray.shutdown()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 0

@@ -76,7 +76,7 @@ def test_adaptive_length_penalty_only_on_easy_correct_answers():
 
 
 def test_data_mix_keeps_distinct_correct_answers_and_adds_traces_for_unsolved():
-    from synergy_ray.strategies.data_mix import mix_rows
+    from synergy_ray.core.mixing import mix_rows
 
     rows = [{"id": "a", "long_cot": "LA"}, {"id": "b", "long_cot": "LB"}, {"id": "c", "long_cot": ""}]
     samples = [["x", "x", "y"], ["p", "q"], ["r"]]
@@ -109,9 +109,8 @@ def test_a_new_strategy_needs_only_its_module(monkeypatch):
     """What adding a strategy takes, shown on a toy one: a subclass with its phases is found by name, and the
     pipeline, compare and the placement check read it through the interface only."""
     from synergy_ray.config import load_config
-    from synergy_ray.placement import phases_in_use
     from synergy_ray.strategies import Strategy as Base
-    from synergy_ray.strategies import build, strategy_class
+    from synergy_ray.strategies import build, roles_in_use, strategy_class
     from synergy_ray.strategies.phases import GRPO, LongCotSFT
 
     monkeypatch.setattr(Base, "registry", dict(Base.registry))  # the toy leaves no trace in other tests
@@ -127,4 +126,4 @@ def test_a_new_strategy_needs_only_its_module(monkeypatch):
     cfg = load_config("configs/smoke_cpu.yaml", ["strategy=rl"])
     assert strategy_class("rl") is SFTThenGuided
     assert [p.makes for p in build(cfg).phases] == ["sft", "toy"]
-    assert phases_in_use(cfg) == (True, True)  # from the phases' flags, not from the name
+    assert roles_in_use(cfg) == (True, True)  # from the phases' flags, not from the name

@@ -83,6 +83,27 @@ def test_sft_routed_tokens_learn_and_skip_the_ratio(learner):
     assert after > before + 1e-3
 
 
+def test_the_token_mean_divides_by_the_tokens_the_mask_keeps(learner):
+    """A pad-id token inside a completion (a replaced image placeholder) carries no loss and is not counted:
+    with advantage +1 on-policy every kept token's surrogate is -1, so the token mean is exactly -1 (dividing
+    by all completion tokens would give -(n - 1) / n)."""
+    from transformers import AutoProcessor
+
+    from synergy_ray.model.prompting import pad_token_id
+
+    group, prepared = learner
+    good, _ = _samples(prepared)
+    pad = pad_token_id(AutoProcessor.from_pretrained(prepared.model_path))
+    ids = list(good.completion_ids)
+    ids[1] = pad
+    padded = type(good)(**{**good.__dict__, "completion_ids": ids})
+    kept = padded.loss_tokens(pad)
+    assert kept == len(ids) - 1
+    stats = group.train_step([padded], kept)
+    assert stats["policy_tokens"] == kept
+    assert stats["loss"] == pytest.approx(-1.0, abs=1e-6)
+
+
 def _mixed_batch(prepared):
     good, bad = _samples(prepared)
     long_good = type(good)(**{**good.__dict__, "completion_ids": good.completion_ids * 4,

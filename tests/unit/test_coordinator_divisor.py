@@ -1,0 +1,36 @@
+"""The coordinator's token-mean divisor for each mini-batch counts exactly the completion tokens the learner's
+loss mask keeps: pad-id tokens (placeholders the generators replaced, EOS when the tokenizer has no pad) are left
+out. The learner side of the same rule is tested in tests/integration/test_learner.py."""
+
+from synergy_ray.config import load_config
+from synergy_ray.coordinator import Coordinator
+from synergy_ray.records import TrainSample
+
+PAD = 0
+
+
+class _Learner:
+    def __init__(self):
+        self.calls: list[tuple[int, int]] = []  # (sequences, divisor) per optimiser step
+
+    def logprobs(self, samples):  # later mini-batches need the pre-update log-probs
+        return [[-1.0] * len(s.completion_ids) for s in samples]
+
+    def train_step(self, samples, total_tokens):
+        self.calls.append((len(samples), total_tokens))
+        return {"loss": 0.0, "policy_tokens": float(total_tokens)}
+
+
+def _sample(ids):
+    return TrainSample(row=0, prompt_ids=[5, 6], completion_ids=ids, sampler_logprobs=[-1.0] * len(ids))
+
+
+def test_the_divisor_leaves_out_pad_tokens():
+    coordinator = Coordinator.__new__(Coordinator)  # only the mini-batch split and the divisor are exercised
+    coordinator.cfg = load_config("configs/smoke_cpu.yaml", ["rl.prompt_batch=2", "rl.mini_batch=1"])
+    coordinator.pad_id, coordinator.learner = PAD, _Learner()
+    groups = [[_sample([7, PAD, 8, 9]), _sample([7, 8])],  # 4 + 2 tokens, 1 of them pad
+              [_sample([PAD, PAD, 3]), _sample([4, PAD])]]  # 3 + 2 tokens, 3 of them pad
+    out = coordinator._train_minibatches(groups)
+    assert coordinator.learner.calls == [(2, 5), (2, 2)]
+    assert out["updates"] == 2.0

@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     spec = GeneratorSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
                          prompt_suffix=cfg.data.prompt_suffix, rollout=r, max_prompt_tokens=cfg.data.max_prompt_tokens,
                          dtype=cfg.model.dtype, seed=cfg.run.seed)
-    # Started as the coordinator starts a generator (Coordinator._add_generator).
+    # Started as the coordinator starts a generator (RolloutPool._add).
     actors = {"actor": ray.remote(Generator).options(num_cpus=cfg.cluster.cpus_per_generator).remote(
         spec, name="bench-actor")}
     ray.get([a.ready.remote() for a in actors.values()])

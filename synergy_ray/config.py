@@ -146,6 +146,9 @@ class RolloutConfig(Section):
     # A generator call (a step's share of sampling, one weight bucket) that takes longer than this counts as a
     # failed member, like a dead actor or engine: it is killed, its prompts go to the others, it is replaced.
     call_timeout_s: float = Field(1800.0, gt=0)
+    # Between steps every engine is asked a round trip (an idle one answers in milliseconds); one that does not
+    # answer within this is a hung member and is replaced like a dead one.
+    health_timeout_s: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> RolloutConfig:

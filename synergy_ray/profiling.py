@@ -6,7 +6,7 @@ descendants' peaks may have happened at different moments, so their sum is an up
 peak. Linux reads `VmHWM` from /proc; elsewhere only the process itself is counted (getrusage).
 
 The same /proc walk finds the shared memory (/dev/shm) a process tree maps, so what a killed engine never
-unlinked can be removed once nothing maps it (`remove_unused_shm`).
+unlinked can be removed once nothing maps it (`remove_unused_shm`). `timed` times one part of a step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def _hwm_mib(pid: int) -> float:
@@ -216,3 +219,13 @@ def kill_if_same(processes: tuple[tuple[int, int], ...]) -> int:
             except OSError:
                 continue
     return killed
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """`timings[key]` = wall seconds the `with` block took (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = time.perf_counter() - start

@@ -131,6 +131,7 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     import ray
 
     from synergy_ray.coordinator import Coordinator
+    from synergy_ray.rl_checkpoints import latest_checkpoint
 
     out = prepared.run_dir / name
     if _done(out):
@@ -139,10 +140,10 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     work = prepared.run_dir / f"{name}_work"
     coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=1).remote(
         cfg, str(start_model), str(prepared.train_path), str(work), strategy)
-    latest = work / "checkpoints" / "latest"
-    if latest.exists():
-        ray.get(coordinator.load_checkpoint.remote(str(work / "checkpoints" / latest.read_text().strip())))
-        print(f"[{name}] resumed from {latest.read_text().strip()}")
+    latest = latest_checkpoint(work / "checkpoints")
+    if latest is not None:
+        ray.get(coordinator.load_checkpoint.remote(str(latest)))
+        print(f"[{name}] resumed from {latest.name}")
     history = ray.get(coordinator.run.remote())
     ray.get(coordinator.export.remote(str(out)))
     if history:

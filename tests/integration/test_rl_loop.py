@@ -18,6 +18,7 @@ SMOKE_RL = [
     "learner.num_workers=2", "learner.zero_stage=3",
     "learner.sync_bucket_mib=0.5",  # ~1.9 MiB of trainable weights: several buckets per sync
     "rl.keep_checkpoints=2",
+    "rollout.health_timeout_s=10",  # the hung-engine test waits this long for the probe
 ]
 
 
@@ -74,7 +75,12 @@ def test_peak_memory_is_reported_per_role(coordinator, ray_local):
 
 def test_skipping_the_sync_shows_a_large_gap(coordinator, ray_local):
     handle, _ = coordinator
-    stats = ray_local.get(handle.step.remote(sync=False))
+    # Fault injected from the test: the step's sync does nothing, so the generators keep the old weights.
+    ray_local.get(handle.__ray_call__.remote(lambda c: setattr(c, "sync_weights", lambda: None)))
+    try:
+        stats = ray_local.get(handle.step.remote())
+    finally:
+        ray_local.get(handle.__ray_call__.remote(lambda c: delattr(c, "sync_weights")))
     assert stats.sync_logprob_gap > 20 * 2e-3, stats.sync_logprob_gap  # learner moved, generators did not
     ray_local.get(handle.sync_weights.remote())
     refreshed = ray_local.get(handle.step.remote())
@@ -170,7 +176,7 @@ def test_a_hung_engine_is_found_killed_and_replaced(coordinator, ray_local):
     started, engine_shm = start_time(engine), mapped_shm(engine)
     os.kill(engine, signal.SIGSTOP)
     try:
-        assert ray_local.get(handle.ensure_pool.remote()) == 2  # the probe waits MEMBER_HEALTH_TIMEOUT_S
+        assert ray_local.get(handle.ensure_pool.remote()) == 2  # the probe waits rollout.health_timeout_s
         assert victim not in ray_local.get(handle.generator_handles.remote())
         assert ray_local.get(handle.state_dict.remote())["counters"]["generator_failures"] == before + 1
         assert start_time(engine) != started or open(f"/proc/{engine}/stat").read().split(") ")[1][0] == "Z"

@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     from vllm import SamplingParams
 
     from synergy_ray import pipeline
-    from synergy_ray.generator import Generator, GeneratorSpec
+    from synergy_ray.generator import Generator
     from synergy_ray.model.engine import build_llm
     from synergy_ray.model.prompting import prompt_text
     from synergy_ray.ray_session import connect
@@ -94,12 +94,9 @@ def main(argv=None) -> dict:
     runs: dict[str, list[dict]] = {"bare_alone": [run_bare() for _ in range(max(2, args.repeats // 2))]}
 
     connect(cfg)
-    spec = GeneratorSpec(model_path=prepared.model_path, data_path=str(prepared.train_path),
-                         prompt_suffix=cfg.data.prompt_suffix, rollout=r, max_prompt_tokens=cfg.data.max_prompt_tokens,
-                         dtype=cfg.model.dtype, seed=cfg.run.seed)
     # Started as the coordinator starts a generator (RolloutPool._add).
     actors = {"actor": ray.remote(Generator).options(num_cpus=cfg.cluster.cpus_per_generator).remote(
-        spec, name="bench-actor")}
+        prepared.model_path, str(prepared.train_path), cfg.model, cfg.data, r, cfg.run.seed, name="bench-actor")}
     ray.get([a.ready.remote() for a in actors.values()])
 
     def run_actor(actor) -> dict:

@@ -131,7 +131,7 @@ def run_synergy(cfg, prepared, start_model: str, shape: Shape) -> dict:
         s = ray.get(handle.step.remote())
         steps.append({"wall": time.perf_counter() - t, "timings": s.timings, "reward": s.reward_mean,
                       "completion_tokens_mean": s.response_tokens_mean, "rollouts": s.num_rollouts,
-                      "updates": s.learner.get("updates"), "sync_logprob_gap": s.sync_logprob_gap})
+                      "updates": s.learner.updates, "sync_logprob_gap": s.sync_logprob_gap})
         print(f"[synergy] step {i + 1}: {steps[-1]['wall']:.2f} s reward {s.reward_mean:.3f}", flush=True)
     memory = ray.get(handle.peak_rss.remote())
     ray.kill(handle)

@@ -19,6 +19,7 @@ corrected by truncated importance sampling); see `step`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from synergy_ray.config import SynergyConfig
 from synergy_ray.profiling import timed
-from synergy_ray.records import GroupOutcome, PromptRef, Rollout, StepStats, TrainSample
+from synergy_ray.records import (GroupOutcome, LearnerSummary, PromptRef, Rollout, RunCounters, StepStats,
+                                 TrainSample)
 
 if TYPE_CHECKING:
     from synergy_ray.strategies.base import Strategy
@@ -69,8 +71,7 @@ class Coordinator:
         # The learner masks this id out of every loss (placeholders the generators replaced; EOS when the
         # tokenizer has no pad), so the token-mean divisor must not count it either.
         self.pad_id = pad_token_id(self.tokenizer)
-        self.counters: dict[str, int] = {"lost_rollouts": 0, "generator_failures": 0, "dropped_too_long": 0,
-                                          "verifier_timeouts": 0, "placeholders_replaced": 0}
+        self.counters = RunCounters()
         self.metrics = MetricsSink(cfg, self.run_dir, bucket_label)
         self._start_roles()
 
@@ -172,7 +173,7 @@ class Coordinator:
         if fraction <= 0 or not expert:
             return ""
         n = prefix_tokens(len(expert) - 1, fraction)  # the end token is never given
-        self.counters["hinted_prompts"] = self.counters.get("hinted_prompts", 0) + (n > 0)
+        self.counters.hinted_prompts += n > 0
         return self.tokenizer.decode(expert[:n]) if n else ""
 
     def _expert_ids(self, row: int) -> list[int]:
@@ -189,7 +190,7 @@ class Coordinator:
             return rollouts
         fresh = [r for r in rollouts if self.version - r.weight_version <= self.cfg.rl.max_staleness]
         if len(fresh) < len(rollouts):
-            self.counters["stale_dropped"] = self.counters.get("stale_dropped", 0) + len(rollouts) - len(fresh)
+            self.counters.stale_dropped += len(rollouts) - len(fresh)
         return fresh
 
     def _score(self, rollouts: list[Rollout]) -> tuple[list[float], list[bool]]:
@@ -200,7 +201,7 @@ class Coordinator:
         requests = [ScoreRequest(key=f"{r.qid}/{r.sample}", text=r.text, gold=self.answers[r.row],
                                  choices=tuple(self.choices[r.row])) for r in rollouts]
         results = self.verifiers.score(requests)
-        self.counters["verifier_timeouts"] += sum(s.timed_out for s in results)
+        self.counters.verifier_timeouts += sum(s.timed_out for s in results)
         zero_cut = self.cfg.rollout.truncated == "zero_reward"
         rewards = [0.0 if (r.truncated and zero_cut) else s.reward for r, s in zip(rollouts, results)]
         return rewards, [s.correct for s in results]
@@ -222,13 +223,13 @@ class Coordinator:
             row = rollouts[idx[0]].row
             outcome = GroupOutcome(q, row, [rollouts[i] for i in idx], [rewards[i] for i in idx], ok, before,
                                    self._expert_ids(row))
-            self.counters["all_failed_groups"] = self.counters.get("all_failed_groups", 0) + outcome.all_failed
+            self.counters.all_failed_groups += outcome.all_failed
             adv = trained_advantages(self.strategy.shape_rewards(outcome), [r.truncated for r in outcome.rollouts],
                                      c.rollout.group_size, c.rl.advantage, c.rollout.truncated == "drop")
             groups.append(self.strategy.samples(outcome, adv, self.step_index))
         return groups
 
-    def _train(self, groups: list[list[TrainSample]]) -> dict[str, float]:
+    def _train(self, groups: list[list[TrainSample]]) -> LearnerSummary:
         """One optimiser step per mini-batch; engines sleep meanwhile when the config asks (colocated GPUs)."""
         self._rollout_engines("sleep")
         try:
@@ -240,7 +241,7 @@ class Coordinator:
         if self.cfg.rollout.sleep_during_training and self.pool.members:
             self.pool.ask_all(action)
 
-    def _train_minibatches(self, groups: list[list[TrainSample]]) -> dict[str, float]:
+    def _train_minibatches(self, groups: list[list[TrainSample]]) -> LearnerSummary:
         """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
         c = self.cfg
         minibatches = [[s for g in groups[i:i + c.rl.mini_batch] for s in g]
@@ -250,17 +251,9 @@ class Coordinator:
         if len(minibatches) > 1:  # later mini-batches are off-policy: ratios need the pre-update log-probs
             for s, lp in zip(samples, self.learner.logprobs(samples)):
                 s.old_logprobs = lp
-        totals: dict[str, float] = {}
-        for mb in minibatches:
-            # The divisor counts exactly the tokens the learner's mask keeps (pad-id tokens carry no loss).
-            kept = sum(s.loss_tokens(self.pad_id) for s in mb)
-            for k, v in self.learner.train_step(mb, kept).items():
-                totals[k] = totals.get(k, 0.0) + v
-        n_pol = max(1.0, totals.get("policy_tokens", 0.0))
-        return {"loss": totals.get("loss", 0.0) / max(1, len(minibatches)), "kl": totals.get("kl_sum", 0.0) / n_pol,
-                "clip_frac": totals.get("clipped_sum", 0.0) / n_pol, "updates": float(len(minibatches)),
-                "sft_tokens": totals.get("sft_tokens", 0.0), "policy_tokens": totals.get("policy_tokens", 0.0),
-                "grad_norm": totals.get("grad_norm", 0.0) / max(1, len(minibatches))}
+        # The divisor counts exactly the tokens the learner's mask keeps (pad-id tokens carry no loss).
+        return LearnerSummary.of([self.learner.train_step(mb, sum(s.loss_tokens(self.pad_id) for s in mb))
+                                  for mb in minibatches])
 
     def sync_weights(self) -> None:
         """Push the learner's trainable weights to every generator; the weight version goes up by one."""
@@ -292,7 +285,7 @@ class Coordinator:
             step=self.step_index, weight_version=self.version, reward_mean=sum(rewards) / n,
             pass_rate=sum(correct) / n, response_tokens_mean=sum(len(r.completion_ids) for r in rollouts) / n,
             clip_ratio=sum(r.truncated for r in rollouts) / n, num_rollouts=len(rollouts), timings=timings,
-            learner=learner_stats, counters=dict(self.counters), sync_logprob_gap=gap,
+            learner=learner_stats, counters=dataclasses.replace(self.counters), sync_logprob_gap=gap,
             pass_rate_by_level=pass_rate_by_bucket([self.bucket[r.row] for r in rollouts], correct),
             staleness=staleness,
         )
@@ -301,7 +294,7 @@ class Coordinator:
 
     def state_dict(self) -> dict:
         return {"step": self.step_index, "version": self.version, "sampler": self.sampler.state_dict(),
-                "counters": dict(self.counters), "last_pass": dict(self.last_pass)}
+                "counters": dataclasses.asdict(self.counters), "last_pass": dict(self.last_pass)}
 
     def save_checkpoint(self) -> str:
         """`checkpoints/step_N` with the learner and this state; `latest` points at it (`rl_checkpoints`)."""
@@ -318,7 +311,7 @@ class Coordinator:
         self.learner.load(str(path))
         self.step_index, self.version = state["step"], state["version"]
         self.sampler.load_state_dict(state["sampler"])
-        self.counters.update(state["counters"])
+        self.counters.load(state["counters"])
         self.last_pass = dict(state.get("last_pass", {}))
         self.version -= 1
         self.sync_weights()  # back to the saved version, now on every generator

@@ -17,32 +17,9 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 
-from synergy_ray.config import RolloutConfig
-from synergy_ray.records import MemberProcesses, PromptRef, Rollout
-
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    model_path: str
-    data_path: str
-    prompt_suffix: str
-    rollout: RolloutConfig
-    max_prompt_tokens: int
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    seed: int = 0
-
-
-@dataclass
-class GenerateResult:
-    rollouts: list[Rollout]
-    dropped_too_long: list[str] = field(default_factory=list)  # qids
-    seconds: float = 0.0
-    generated_tokens: int = 0
-    placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
-
+from synergy_ray.config import DataConfig, ModelConfig, RolloutConfig
+from synergy_ray.records import GenerateResult, MemberProcesses, PromptRef, Rollout
 
 ENGINE_WATCH_S = 1.0  # how often the watchdog looks at the engine
 
@@ -97,7 +74,11 @@ def engine_call(method):
 class Generator:
     """Wrapped with `ray.remote` by the coordinator; one vLLM engine per actor."""
 
-    def __init__(self, spec: GeneratorSpec, name: str = "generator"):
+    def __init__(self, model_path: str, data_path: str, model: ModelConfig, data: DataConfig,
+                 rollout: RolloutConfig, seed: int = 0, name: str = "generator"):
+        """`model_path`: the weights to start from (a stage's start model, not always `model.path`);
+        `data_path`: the prepared training set the prompts refer to; the config sections it reads: `model`
+        (dtype, trust_remote_code), `data` (prompt_suffix, max_prompt_tokens), `rollout` (engine and sampling)."""
         import datasets
         from transformers import AutoProcessor
 
@@ -105,12 +86,12 @@ class Generator:
         from synergy_ray.model.prompting import image_placeholder_ids, pad_token_id
         from synergy_ray.weight_sync import engine_weight_transfer_kwargs
 
-        self.spec, self.name, self.version = spec, name, 0
-        self.processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
-        self.data = datasets.load_from_disk(spec.data_path)
-        self.can_sleep = spec.rollout.sleep_during_training and _sleep_mode_available(name)
-        self.llm = build_llm(spec.model_path, spec.rollout, dtype=spec.dtype, seed=spec.seed,
-                             trust_remote_code=spec.trust_remote_code, **engine_weight_transfer_kwargs(),
+        self.rollout, self.prompting, self.name, self.version = rollout, data, name, 0
+        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=model.trust_remote_code)
+        self.rows = datasets.load_from_disk(data_path)
+        self.can_sleep = rollout.sleep_during_training and _sleep_mode_available(name)
+        self.llm = build_llm(model_path, rollout, dtype=model.dtype, seed=seed,
+                             trust_remote_code=model.trust_remote_code, **engine_weight_transfer_kwargs(),
                              **({"enable_sleep_mode": True} if self.can_sleep else {}))
         from synergy_ray.profiling import mapped_shm
 
@@ -130,8 +111,8 @@ class Generator:
         if key not in self._prompt_cache:
             from synergy_ray.model.prompting import encode_prompt, prompt_text
 
-            item = self.data[ref.row]
-            text = prompt_text(self.processor, item["question"], self.spec.prompt_suffix) + ref.prefix
+            item = self.rows[ref.row]
+            text = prompt_text(self.processor, item["question"], self.prompting.prompt_suffix) + ref.prefix
             n = encode_prompt(self.processor, text, item["image"])["input_ids"].shape[1]
             self._prompt_cache[key] = ({"prompt": text, "multi_modal_data": {"image": item["image"]}}, n)
         return self._prompt_cache[key]
@@ -141,12 +122,12 @@ class Generator:
                  max_tokens: int | None = None, seed: int | None = None) -> GenerateResult:
         from vllm import SamplingParams
 
-        r = self.spec.rollout
+        r = self.rollout
         start = time.perf_counter()
         kept, requests, dropped = [], [], []
         for ref in prompts:
             request, length = self._request(ref)
-            if length > self.spec.max_prompt_tokens:
+            if length > self.prompting.max_prompt_tokens:
                 dropped.append(ref.qid)
                 continue
             kept.append(ref)
@@ -193,7 +174,7 @@ class Generator:
         for r in rollouts:
             text = self._request(PromptRef(r.qid, r.row))[0]["prompt"]
             ids = self.processor.tokenizer(text, add_special_tokens=False)["input_ids"] + r.completion_ids
-            requests.append(TokensPrompt(prompt_token_ids=ids, multi_modal_data={"image": self.data[r.row]["image"]}))
+            requests.append(TokensPrompt(prompt_token_ids=ids, multi_modal_data={"image": self.rows[r.row]["image"]}))
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
         outs = self.llm.generate(requests, params, use_tqdm=False)
         result = []

@@ -33,7 +33,7 @@ import torch
 
 from synergy_ray.config import SynergyConfig
 from synergy_ray.model.loading import DTYPES
-from synergy_ray.records import TrainSample
+from synergy_ray.records import TrainSample, TrainTotals
 
 
 class LearnerWorker:
@@ -172,7 +172,7 @@ class LearnerWorker:
         return out
 
     def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int,
-                   fillers: int = 0) -> dict[str, float]:
+                   fillers: int = 0) -> TrainTotals:
         """One optimiser step on this rank's share of a mini-batch.
 
         `total_tokens` / `total_sequences` count the whole mini-batch over all ranks, so each micro-batch's loss
@@ -182,20 +182,19 @@ class LearnerWorker:
 
         self.engine.train()
         set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
-        stats: dict[str, float] = {}
+        stats = TrainTotals()
         chunks = list(self._micro_batches(samples, fillers))
         for k, (chunk, fill) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             loss, parts = self._loss(chunk, fill, total_tokens, total_sequences)
             # DeepSpeed averages gradients over the ranks; our loss is already a share of the global mean.
             self.engine.backward(loss * self.world_size)
-            for key, v in parts.items():
-                stats[key] = stats.get(key, 0.0) + v
+            stats += TrainTotals(**parts)
         self.engine.step()
         self.updates += 1
         norm = self.engine.get_global_grad_norm()  # before clipping; the same on every rank
         if norm is not None and self.rank == 0:  # the group sums stats over ranks: report it once
-            stats["grad_norm"] = float(norm)
+            stats.grad_norm = float(norm)
         return stats
 
     def _loss(self, samples: list[TrainSample], fillers: int, total_tokens: int, total_sequences: int):
@@ -364,15 +363,11 @@ class LearnerGroup:
                 out[i] = v
         return out  # type: ignore[return-value]
 
-    def train_step(self, samples: list[TrainSample], total_tokens: int) -> dict[str, float]:
+    def train_step(self, samples: list[TrainSample], total_tokens: int) -> TrainTotals:
         """One optimiser step on a mini-batch dealt over the ranks; stats summed over ranks."""
         refs = [w.train_step.remote(part, total_tokens, len(samples), fill)
                 for w, (part, fill) in zip(self.workers, self._deal(samples))]
-        totals: dict[str, float] = {}
-        for part in self._ray.get(refs):
-            for k, v in part.items():
-                totals[k] = totals.get(k, 0.0) + v
-        return totals
+        return sum(self._ray.get(refs), TrainTotals())
 
     def push_weights(self, generators: list, version: int) -> tuple[float, dict]:
         """Stream the weights to `generators` bucket by bucket: (the slowest engine's load seconds, the members

@@ -107,18 +107,40 @@ def process_names(pid: int | None = None) -> dict[int, str]:
 PYTHON_SHM_PREFIXES = ("/dev/shm/psm_", "/dev/shm/sem.mp-")  # multiprocessing's segments and semaphores
 
 
-def mapped_shm_of(proc: Path) -> set[str]:
-    """The multiprocessing /dev/shm files that one process (given by its /proc directory) maps."""
+def python_shm_by_inode() -> dict[int, str]:
+    """Inode -> path of every multiprocessing file in /dev/shm now."""
+    found = {}
+    for prefix in PYTHON_SHM_PREFIXES:
+        root, _, start = prefix.rpartition("/")
+        for entry in Path(root).glob(f"{start}*"):
+            try:
+                found[entry.lstat().st_ino] = str(entry)
+            except OSError:  # removed meanwhile
+                continue
+    return found
+
+
+def _mapped_shm_inodes(proc: Path) -> set[int]:
+    """Inodes of the /dev/shm files one process (given by its /proc directory) maps.
+
+    By inode, not by name: glibc's `sem_open` maps a semaphore under a temporary name it then links to the
+    real one and unlinks, so the maps show `/dev/shm/sem.XXXXXX (deleted)` for a live `sem.mp-*` semaphore."""
     try:
         lines = (proc / "maps").read_text().splitlines()
     except OSError:  # another user's process, or it ended
         return set()
-    found = set()
+    inodes = set()
     for line in lines:
         fields = line.split(maxsplit=5)  # address perms offset dev inode path
-        if len(fields) == 6 and fields[5].startswith(PYTHON_SHM_PREFIXES) and not fields[5].endswith(" (deleted)"):
-            found.add(fields[5])
-    return found
+        if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+            inodes.add(int(fields[4]))
+    return inodes
+
+
+def mapped_shm_of(proc: Path, by_inode: dict[int, str] | None = None) -> set[str]:
+    """The multiprocessing /dev/shm files (segments and semaphores) that one process maps."""
+    by_inode = python_shm_by_inode() if by_inode is None else by_inode
+    return {by_inode[i] for i in _mapped_shm_inodes(proc) if i in by_inode}
 
 
 def mapped_shm(pid: int | None = None) -> set[str]:
@@ -130,9 +152,10 @@ def mapped_shm(pid: int | None = None) -> set[str]:
     """
     if not sys.platform.startswith("linux"):
         return set()
+    by_inode = python_shm_by_inode()
     names: set[str] = set()
     for p in process_tree(pid or os.getpid()):
-        names |= mapped_shm_of(Path(f"/proc/{p}"))
+        names |= mapped_shm_of(Path(f"/proc/{p}"), by_inode)
     return names
 
 
@@ -152,21 +175,21 @@ def shm_in_use() -> set[str]:
     """The multiprocessing /dev/shm files that some process this user can see maps or holds open."""
     if not sys.platform.startswith("linux"):
         return set()
-    used: set[str] = set()
+    inodes: set[int] = set()
     for proc in Path("/proc").glob("[0-9]*"):
-        used |= mapped_shm_of(proc)
+        inodes |= _mapped_shm_inodes(proc)
         try:
             fds = list((proc / "fd").iterdir())
         except OSError:  # another user's process, or it ended
             continue
         for fd in fds:
             try:
-                target = os.readlink(fd)
+                if os.readlink(fd).startswith("/dev/shm/"):
+                    inodes.add(os.stat(fd).st_ino)
             except OSError:
                 continue
-            if target.startswith(PYTHON_SHM_PREFIXES):
-                used.add(target)
-    return used
+    by_inode = python_shm_by_inode()
+    return {by_inode[i] for i in inodes if i in by_inode}
 
 
 def shm_created_since(t: float) -> set[str]:

@@ -5,7 +5,6 @@ Token ids are plain lists: they pickle small and every role reads them the same 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +46,6 @@ class MemberProcesses:
 
 
 @dataclass(frozen=True)
-class GroupStats:
-    qid: str
-    rewards: tuple[float, ...]
-    num_correct: int
-
-
-@dataclass(frozen=True)
 class GroupOutcome:
     """One question's group after scoring, as a strategy sees it."""
 
@@ -68,6 +60,38 @@ class GroupOutcome:
     @property
     def all_failed(self) -> bool:
         return not any(self.correct)
+
+
+@dataclass
+class GenerateResult:
+    """A generator's answer to one `generate` call."""
+
+    rollouts: list[Rollout]
+    dropped_too_long: list[str] = field(default_factory=list)  # qids
+    seconds: float = 0.0
+    generated_tokens: int = 0
+    placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One completion for the verifiers."""
+
+    key: str  # identifies the rollout, e.g. "qid/3"
+    text: str  # the completion as the model saw it (a pre-filled <think> prepended)
+    gold: str
+    choices: tuple[str, ...] = ()  # non-empty: multiple choice, `gold` is a letter or an option's text
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    key: str
+    reward: float
+    correct: bool
+    formatted: bool
+    extracted: str | None = None  # the boxed answer or the option letter
+    timed_out: bool = False  # the check ran past the time limit: reward 0, the child was replaced
+    error: str | None = None  # the check raised (e.g. a gold that is not an option) or the child died: reward 0
 
 
 @dataclass
@@ -97,8 +121,61 @@ class TrainSample:
         return sum(t != pad_id for t in self.completion_ids)
 
 
-def nan_list(n: int) -> list[float]:
-    return [math.nan] * n
+@dataclass
+class RunCounters:
+    """What an RL run counts, cumulative over the run (saved with each checkpoint, reported with each step)."""
+
+    lost_rollouts: int = 0  # rollouts a failed member never returned (its prompts went to the others)
+    generator_failures: int = 0  # members killed and replaced: dead actor or engine, or no answer in time
+    dropped_too_long: int = 0  # prompts longer than data.max_prompt_tokens after image expansion
+    verifier_timeouts: int = 0  # completions whose check ran past reward.timeout_s (reward 0)
+    placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
+    hinted_prompts: int = 0  # prompts sampled after an expert-trace prefix (guided strategies)
+    all_failed_groups: int = 0  # complete groups in which no completion was correct
+    stale_dropped: int = 0  # async mode: rollouts older than rl.max_staleness versions
+
+    def load(self, saved: dict[str, int]) -> None:
+        """Take a checkpoint's counts (in place: the pool holds this object too). A counter the checkpoint
+        lacks keeps its value; a name this version does not count is ignored."""
+        for name, value in saved.items():
+            if name in self.__dataclass_fields__:
+                setattr(self, name, value)
+
+
+@dataclass
+class TrainTotals:
+    """One optimiser step's loss statistics, summed over micro-batches and learner ranks (add them with +)."""
+
+    loss: float = 0.0  # the mini-batch loss (each shard's share, so the sum is the whole)
+    policy_tokens: float = 0.0  # tokens under the policy loss
+    sft_tokens: float = 0.0  # given tokens under the NLL loss (expert traces, hint prefixes)
+    kl_sum: float = 0.0  # KL(policy || ref) summed over policy tokens
+    clipped_sum: float = 0.0  # policy tokens whose ratio was clipped
+    grad_norm: float = 0.0  # before clipping; reported by rank 0 only, so the sum is the norm
+
+    def __add__(self, other: TrainTotals) -> TrainTotals:
+        return TrainTotals(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
+
+
+@dataclass
+class LearnerSummary:
+    """The learner's part of a step: per-token means over the step's mini-batches, and their count."""
+
+    loss: float = 0.0  # mean over mini-batches
+    kl: float = 0.0  # per policy token
+    clip_frac: float = 0.0  # share of policy tokens clipped
+    updates: float = 0.0  # optimiser steps (mini-batches)
+    sft_tokens: float = 0.0
+    policy_tokens: float = 0.0
+    grad_norm: float = 0.0  # mean over mini-batches
+
+    @classmethod
+    def of(cls, steps: list[TrainTotals]) -> LearnerSummary:
+        total = sum(steps, TrainTotals())
+        n, n_pol = max(1, len(steps)), max(1.0, total.policy_tokens)
+        return cls(loss=total.loss / n, kl=total.kl_sum / n_pol, clip_frac=total.clipped_sum / n_pol,
+                   updates=float(len(steps)), sft_tokens=total.sft_tokens, policy_tokens=total.policy_tokens,
+                   grad_norm=total.grad_norm / n)
 
 
 @dataclass
@@ -113,9 +190,9 @@ class StepStats:
     clip_ratio: float  # share of completions cut at max_tokens
     num_rollouts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    learner: dict[str, float] = field(default_factory=dict)
+    learner: LearnerSummary = field(default_factory=LearnerSummary)
     pass_rate_by_level: dict[int, float] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)  # dropped prompts, timeouts, lost rollouts ...
+    counters: RunCounters = field(default_factory=RunCounters)  # the run's so far
     sync_logprob_gap: float | None = None
     staleness: float = 0.0  # mean weight versions between a rollout's sampler and the learner that trained on it
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.records import PromptRef, Rollout
+from synergy_ray.records import PromptRef, Rollout, RunCounters
 
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
 # Free resources are reserved at once or not at all on a fixed cluster; waiting longer only delays the step.
@@ -32,7 +32,7 @@ class RolloutPool:
     """Lives inside the coordinator actor; holds handles and small state only."""
 
     def __init__(self, cfg: SynergyConfig, placement: Any, learner: Any, model_path: str, train_path: str,
-                 counters: dict[str, int], weight_version: Callable[[], int]):
+                 counters: RunCounters, weight_version: Callable[[], int]):
         self.cfg, self.placement, self.learner = cfg, placement, learner
         self.model_path, self.train_path = model_path, train_path
         self.counters = counters  # the run's counters; the pool adds its failures and losses to them
@@ -69,13 +69,13 @@ class RolloutPool:
         pending: list[PromptRef] = []
         for _, gen, share in calls:
             if gen not in results:
-                self.counters["lost_rollouts"] += len(share) * self.cfg.rollout.group_size
+                self.counters.lost_rollouts += len(share) * self.cfg.rollout.group_size
                 pending += share
                 continue
             result = results[gen]
             rollouts += result.rollouts
-            self.counters["dropped_too_long"] += len(result.dropped_too_long)
-            self.counters["placeholders_replaced"] += result.placeholders_replaced
+            self.counters.dropped_too_long += len(result.dropped_too_long)
+            self.counters.placeholders_replaced += result.placeholders_replaced
         return rollouts + (self.generate(pending) if pending else [])
 
     # ------------------------------------------------------------ calls that survive a member's failure
@@ -96,7 +96,7 @@ class RolloutPool:
     def fail(self, failed: dict) -> None:
         """Members whose call failed, each -> why: killed, freed and counted; `resize` replaces them."""
         for handle, why in failed.items():
-            self.counters["generator_failures"] += 1
+            self.counters.generator_failures += 1
             print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
             self.release(handle, graceful=False)
 
@@ -144,7 +144,7 @@ class RolloutPool:
         import ray
         from ray.util.placement_group import remove_placement_group
 
-        from synergy_ray.generator import Generator, GeneratorSpec
+        from synergy_ray.generator import Generator
 
         c = self.cfg
         free = self._free_bundles()
@@ -157,11 +157,8 @@ class RolloutPool:
                 return False
             bundle, options = None, self.placement.bundle_options(0, c.cluster.gpus_per_generator,
                                                                   c.cluster.cpus_per_generator, group=own)
-        spec = GeneratorSpec(model_path=self.model_path, data_path=self.train_path,
-                             prompt_suffix=c.data.prompt_suffix, rollout=c.rollout,
-                             max_prompt_tokens=c.data.max_prompt_tokens, dtype=c.model.dtype,
-                             trust_remote_code=c.model.trust_remote_code, seed=c.run.seed)
-        handle = ray.remote(Generator).options(**options).remote(spec, name=f"generator-{self._started}")
+        handle = ray.remote(Generator).options(**options).remote(
+            self.model_path, self.train_path, c.model, c.data, c.rollout, c.run.seed, name=f"generator-{self._started}")
         self._started += 1
         joined = False
         try:

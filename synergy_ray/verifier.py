@@ -40,11 +40,12 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import ray
+
+from synergy_ray.records import ScoreRequest, ScoreResult
 
 if TYPE_CHECKING:
     from synergy_ray.config import RewardConfig
@@ -55,25 +56,6 @@ STARTUP_TIMEOUT_S = 120.0  # a new interpreter importing sympy; generous, the ma
 _KILL_GRACE_S = 1.0
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # so the child imports this checkout
 _WARMUP = ("<think>half</think> \\boxed{\\frac{1}{2}}", "0.5")  # loads math_verify's parsers before the clock runs
-
-
-@dataclass(frozen=True)
-class ScoreRequest:
-    key: str  # identifies the rollout, e.g. "qid/3"
-    text: str  # the completion as the model saw it (a pre-filled <think> prepended)
-    gold: str
-    choices: tuple[str, ...] = ()  # non-empty: multiple choice, `gold` is a letter or an option's text
-
-
-@dataclass(frozen=True)
-class ScoreResult:
-    key: str
-    reward: float
-    correct: bool
-    formatted: bool
-    extracted: str | None = None  # the boxed answer or the option letter
-    timed_out: bool = False  # the check ran past the time limit: reward 0, the child was replaced
-    error: str | None = None  # the check raised (e.g. a gold that is not an option) or the child died: reward 0
 
 
 def deal(items: Sequence[T], parts: int) -> list[list[T]]:

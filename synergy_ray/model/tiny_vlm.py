@@ -71,6 +71,3 @@ def build_tiny_vlm(cfg: TinyVLMConfig, out_dir: str | Path) -> Path:
     processor.save_pretrained(out)
     return out
 
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

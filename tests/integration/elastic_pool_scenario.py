@@ -79,7 +79,7 @@ def _scenario(ray, cluster, cfg, model_dir: str, train_path: str, work: str) -> 
 def _step(ray, coordinator) -> dict:
     stats = ray.get(coordinator.step.remote())
     return {"num_rollouts": stats.num_rollouts, "version": stats.weight_version, "gap": stats.sync_logprob_gap,
-            "lost": stats.counters["lost_rollouts"], "failures": stats.counters["generator_failures"],
+            "lost": stats.counters.lost_rollouts, "failures": stats.counters.generator_failures,
             "pool": ray.get(coordinator.pool_size.remote())}
 
 

@@ -26,7 +26,7 @@ def _start(tmp_path):
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "synergy_ray.cli", "train", "configs/smoke_cpu.yaml", "strategy=rl",
-         f"run.output_dir={tmp_path}", "rl.steps=6"],  # the model is built inside the run directory
+         f"run.output_dir={tmp_path}", "rl.steps=6", "rl.checkpoint_every=1"],  # the model is built in the run dir
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
@@ -89,7 +89,7 @@ def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
     _wait_for(lines, "[rl] step 1/", seen)  # after the base model's Ray Train SFT job; every RL role is up
     latest = tmp_path / "smoke" / "rl_work" / "checkpoints" / "latest"
     deadline = time.monotonic() + STAGE_TIMEOUT_S
-    while not latest.exists() and time.monotonic() < deadline:  # the smoke config checkpoints every 2 steps
+    while not latest.exists() and time.monotonic() < deadline:  # a checkpoint after every step
         time.sleep(0.2)
     took = _interrupt(proc, lines, seen)
     assert proc.returncode == 130, "".join(seen[-30:])

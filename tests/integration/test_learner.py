@@ -64,7 +64,7 @@ def test_grpo_step_raises_positive_and_lowers_negative_advantage(learner):
     tokens = len(good.completion_ids) + len(bad.completion_ids)
     stats = group.train_step([good, bad], tokens)  # micro-batch 1: two accumulate
     after = group.logprobs([good, bad])
-    assert stats["policy_tokens"] == tokens and stats["sft_tokens"] == 0
+    assert stats.policy_tokens == tokens and stats.sft_tokens == 0
     for i in digits:
         assert after[0][i] > before[0][i] + 1e-3, (i, before[0][i], after[0][i])  # positive advantage
         assert after[1][i] < before[1][i] - 1e-3, (i, before[1][i], after[1][i])  # negative advantage
@@ -79,7 +79,7 @@ def test_sft_routed_tokens_learn_and_skip_the_ratio(learner):
     before = _mean(group.logprobs([expert])[0])
     stats = group.train_step([expert], n)
     after = _mean(group.logprobs([expert])[0])
-    assert stats["policy_tokens"] == 0 and stats["sft_tokens"] == n
+    assert stats.policy_tokens == 0 and stats.sft_tokens == n
     assert after > before + 1e-3
 
 
@@ -100,8 +100,8 @@ def test_the_token_mean_divides_by_the_tokens_the_mask_keeps(learner):
     kept = padded.loss_tokens(pad)
     assert kept == len(ids) - 1
     stats = group.train_step([padded], kept)
-    assert stats["policy_tokens"] == kept
-    assert stats["loss"] == pytest.approx(-1.0, abs=1e-6)
+    assert stats.policy_tokens == kept
+    assert stats.loss == pytest.approx(-1.0, abs=1e-6)
 
 
 def _mixed_batch(prepared):
@@ -135,9 +135,9 @@ def test_two_ranks_give_the_one_rank_update_under_zero2_and_zero3(ray_local, smo
         assert other.keys() == base.keys()
         diff = max((other[k].float() - base[k].float()).abs().max().item() for k in base)
         assert diff <= 1e-5, (stage, diff)
-        assert stats["policy_tokens"] == base_stats["policy_tokens"]
-        assert stats["grad_norm"] == pytest.approx(base_stats["grad_norm"], rel=1e-4), stage
-        assert stats["loss"] == pytest.approx(base_stats["loss"], rel=1e-5, abs=1e-7), stage
+        assert stats.policy_tokens == base_stats.policy_tokens
+        assert stats.grad_norm == pytest.approx(base_stats.grad_norm, rel=1e-4), stage
+        assert stats.loss == pytest.approx(base_stats.loss, rel=1e-5, abs=1e-7), stage
 
 
 def test_micro_batch_accumulation_equals_one_big_batch(ray_local, smoke_run):
@@ -159,8 +159,8 @@ def test_gradient_checkpointing_changes_memory_not_the_step(ray_local, smoke_run
     samples = _mixed_batch(smoke_run[1])
     off_stats, off = _one_step(smoke_run, samples, export_to=tmp_path / "off")
     on_stats, on = _one_step(smoke_run, samples, "learner.gradient_checkpointing=true", export_to=tmp_path / "on")
-    assert on_stats["loss"] == pytest.approx(off_stats["loss"], abs=1e-6)
-    assert on_stats["grad_norm"] == pytest.approx(off_stats["grad_norm"], rel=1e-5)
+    assert on_stats.loss == pytest.approx(off_stats.loss, abs=1e-6)
+    assert on_stats.grad_norm == pytest.approx(off_stats.grad_norm, rel=1e-5)
     assert max((on[k] - off[k]).abs().max().item() for k in off) <= 1e-5
 
 

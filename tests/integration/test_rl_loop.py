@@ -110,12 +110,12 @@ def test_killing_a_generator_mid_step_loses_no_prompt(coordinator, ray_local):
     step_ref = handle.step.remote()
     threading.Timer(0.05, lambda: ray_local.kill(generators[1])).start()  # lands while it samples
     stats = ray_local.get(step_ref)
-    assert stats.counters["generator_failures"] == 1
-    assert stats.counters["lost_rollouts"] > 0
+    assert stats.counters.generator_failures == 1
+    assert stats.counters.lost_rollouts > 0
     assert not math.isnan(stats.reward_mean)
     # No prompt lost: every drawn prompt still produced a full group (4 prompts x 4 samples).
     assert stats.num_rollouts == 16
-    assert stats.learner["updates"] == 2.0
+    assert stats.learner.updates == 2.0
     time.sleep(0.1)
     assert ray_local.get(handle.ensure_pool.remote()) == 2  # the pool is rebuilt to its size
 
@@ -154,9 +154,9 @@ def test_a_dead_engine_is_replaced_between_steps_and_mid_step(coordinator, ray_l
     step_ref = handle.step.remote()
     threading.Timer(0.05, lambda: os.kill(victim, signal.SIGKILL)).start()
     stats = ray_local.get(step_ref)
-    assert stats.counters["generator_failures"] == before + 2
+    assert stats.counters.generator_failures == before + 2
     assert stats.num_rollouts == 16  # every drawn prompt still produced a full group
-    assert stats.learner["updates"] == 2.0
+    assert stats.learner.updates == 2.0
     assert stats.sync_logprob_gap is not None and stats.sync_logprob_gap < 2e-3
     assert ray_local.get(handle.ensure_pool.remote()) == 2
 

@@ -53,16 +53,16 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
         ray_local.get(handle.shutdown.remote())  # gives back its placement groups
         ray_local.kill(handle)
     if cfg.strategy.name == "adaptive":
-        assert stats.counters["hinted_prompts"] == 4  # unseen questions sit at the prior 0.5 < 1.0
-        assert stats.learner["sft_tokens"] > 0
+        assert stats.counters.hinted_prompts == 4  # unseen questions sit at the prior 0.5 < 1.0
+        assert stats.learner.sft_tokens > 0
     elif cfg.strategy.name == "progressive":  # step 0 of the schedule: the whole trace is given, then continued
-        assert stats.counters["hinted_prompts"] == 4 and stats.counters["dropped_too_long"] == 0
-        assert stats.learner["sft_tokens"] > 0 and stats.learner["policy_tokens"] > 0
+        assert stats.counters.hinted_prompts == 4 and stats.counters.dropped_too_long == 0
+        assert stats.learner.sft_tokens > 0 and stats.learner.policy_tokens > 0
     else:  # interleaved: a group that all failed trains on its expert trace instead of its rollouts
-        failed_groups = stats.counters["all_failed_groups"]
+        failed_groups = stats.counters.all_failed_groups
         assert len(forced) == UNANSWERABLE and failed_groups >= UNANSWERABLE
         # at least the forced questions' traces are trained (the learner may drop each trace's end token)
-        assert stats.learner["sft_tokens"] >= sum(forced) - len(forced) > 0
+        assert stats.learner.sft_tokens >= sum(forced) - len(forced) > 0
         # the other groups keep the GRPO loss in the same step unless they all failed too
-        assert (stats.learner["policy_tokens"] > 0) == (failed_groups < 4)
+        assert (stats.learner.policy_tokens > 0) == (failed_groups < 4)
     assert stats.sync_logprob_gap < 2e-3

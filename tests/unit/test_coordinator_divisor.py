@@ -4,7 +4,7 @@ out. The learner side of the same rule is tested in tests/integration/test_learn
 
 from synergy_ray.config import load_config
 from synergy_ray.coordinator import Coordinator
-from synergy_ray.records import TrainSample
+from synergy_ray.records import TrainSample, TrainTotals
 
 PAD = 0
 
@@ -18,7 +18,7 @@ class _Learner:
 
     def train_step(self, samples, total_tokens):
         self.calls.append((len(samples), total_tokens))
-        return {"loss": 0.0, "policy_tokens": float(total_tokens)}
+        return TrainTotals(loss=-1.0, policy_tokens=float(total_tokens), clipped_sum=1.0, grad_norm=2.0)
 
 
 def _sample(ids):
@@ -33,4 +33,5 @@ def test_the_divisor_leaves_out_pad_tokens():
               [_sample([PAD, PAD, 3]), _sample([4, PAD])]]  # 3 + 2 tokens, 3 of them pad
     out = coordinator._train_minibatches(groups)
     assert coordinator.learner.calls == [(2, 5), (2, 2)]
-    assert out["updates"] == 2.0
+    # The step's summary: two updates, per-token means over both mini-batches' 7 policy tokens.
+    assert (out.updates, out.loss, out.policy_tokens, out.clip_frac, out.grad_norm) == (2.0, -1.0, 7.0, 2 / 7, 2.0)

@@ -35,6 +35,23 @@ def test_unused_shm_is_removed_and_shm_in_use_is_kept():
             os.unlink(orphan)
 
 
+def test_a_live_semaphore_is_in_use_although_its_mapping_has_another_name():
+    """glibc maps a named semaphore under a temporary name it unlinks (`sem.XXXXXX (deleted)`), so only its
+    inode ties the mapping to `sem.mp-*`: found by name alone, a starting engine's semaphores were removed
+    (its worker then failed to start: FileNotFoundError in SemLock._rebuild)."""
+    import multiprocessing
+
+    from synergy_ray.profiling import mapped_shm
+
+    since = time.time()
+    lock = multiprocessing.get_context("spawn").Lock()  # what vLLM's engine hands its worker
+    path = "/dev/shm/sem." + lock._semlock.name.lstrip("/")
+    assert path in shm_created_since(since)
+    assert path in mapped_shm() and path in shm_in_use()
+    assert remove_unused_shm({path}) == 0 and os.path.exists(path)
+    del lock
+
+
 def test_only_files_created_since_are_candidates():
     old = f"/dev/shm/sem.mp-synergy_test_{os.getpid()}"
     Path(old).write_bytes(b"x")

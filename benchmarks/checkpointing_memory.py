@@ -40,7 +40,7 @@ def one_arm(args) -> dict:
 
     from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
     from synergy_ray.model.training import EngineSetup, build_engine
-    from synergy_ray.profiling import mark_rss, peak_rss_mib
+    from synergy_ray.processes.profiling import mark_rss, peak_rss_mib
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
     deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     if args.arm:
         print("ARM " + json.dumps(one_arm(args)), flush=True)
         return {}
-    from synergy_ray import pipeline
+    from synergy_ray.run import pipeline
     from benchmarks.workload import bench_config
 
     model = pipeline.ensure_model(bench_config(args.size, args.work_dir))

@@ -59,11 +59,11 @@ def main(argv=None) -> dict:
     import ray
     from vllm import SamplingParams
 
-    from synergy_ray import pipeline
+    from synergy_ray.run import pipeline
     from synergy_ray.generator import Generator
     from synergy_ray.model.engine import build_llm
     from synergy_ray.model.prompting import prompt_text
-    from synergy_ray.ray_session import connect
+    from synergy_ray.cluster.ray_session import connect
     from synergy_ray.records import PromptRef
     from synergy_ray.weight_sync import engine_weight_transfer_kwargs
 

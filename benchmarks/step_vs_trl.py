@@ -90,8 +90,8 @@ def time_split(step_timings: list[dict[str, float]]) -> dict[str, dict[str, floa
 
 def prepare_size(size: str, shape: Shape, args):
     """Config, prepared model and data, and the model both sides start from (a warmed-up base for tiny)."""
-    from synergy_ray import pipeline, stages
-    from synergy_ray.ray_session import connect
+    from synergy_ray.run import pipeline, stages
+    from synergy_ray.cluster.ray_session import connect
 
     overrides = [f"rl.prompt_batch={shape.prompts}", f"rl.mini_batch={shape.prompts}", "rl.kl_coef=0",
                  f"rollout.group_size={shape.group}", f"rollout.max_tokens={shape.tokens}",
@@ -115,7 +115,7 @@ def run_synergy(cfg, prepared, start_model: str, shape: Shape) -> dict:
     import ray
 
     from synergy_ray.coordinator import Coordinator
-    from synergy_ray.ray_session import connect
+    from synergy_ray.cluster.ray_session import connect
     from synergy_ray.strategies import build
 
     connect(cfg)

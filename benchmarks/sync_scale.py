@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
     quiet_env(args.threads)
     import ray
 
-    from synergy_ray import pipeline
+    from synergy_ray.run import pipeline
     from synergy_ray.coordinator import Coordinator
     from synergy_ray.strategies import build
 

@@ -46,7 +46,7 @@ def run(spec: dict) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from synergy_ray.model.loading import freeze_vision
-    from synergy_ray.profiling import peak_rss_mib
+    from synergy_ray.processes.profiling import peak_rss_mib
 
     torch.manual_seed(spec["seed"])
     batch = spec["prompt_batch"] * spec["group_size"]

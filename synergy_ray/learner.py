@@ -32,7 +32,15 @@ from typing import Any
 import torch
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.model.loading import DTYPES
+from synergy_ray.core.buckets import plan_buckets
+from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
+from synergy_ray.core.objective import grpo_sft_loss
+from synergy_ray.core.sharding import FILLER, deal
+from synergy_ray.member_calls import answers
+from synergy_ray.model.loading import DTYPES, load_policy
+from synergy_ray.model.prompting import encode_prompt, pad_token_id, prompt_text
+from synergy_ray.model.training import EngineSetup, base_name, build_engine, export_hf, gathered, lora_modules, merged_weight, set_lr, skip_shm_comm_build, warmup_lr
+from synergy_ray.processes.profiling import mark_rss, peak_rss_mib
 from synergy_ray.records import TrainSample, TrainTotals
 
 
@@ -58,11 +66,6 @@ class LearnerWorker:
         import datasets
         import deepspeed
         from transformers import AutoProcessor
-
-        from synergy_ray.core.buckets import plan_buckets
-        from synergy_ray.model.loading import load_policy
-        from synergy_ray.model.prompting import pad_token_id
-        from synergy_ray.model.training import EngineSetup, build_engine, skip_shm_comm_build
 
         c = self.cfg
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
@@ -94,8 +97,6 @@ class LearnerWorker:
     def _vision(self, row: int, prompt_ids: list[int]) -> dict[str, torch.Tensor]:
         """Vision tensors for a data-set row, built by the shared prompt path and checked against the ids."""
         if row not in self._vision_cache:
-            from synergy_ray.model.prompting import encode_prompt, prompt_text
-
             item = self.data[row]
             text = prompt_text(self.processor, item["question"], self.cfg.data.prompt_suffix)
             enc = encode_prompt(self.processor, text, item["image"])
@@ -130,7 +131,6 @@ class LearnerWorker:
 
     def _token_logprobs(self, model, batch) -> torch.Tensor:
         """[B, T-1] log-probs of each next token (position t scores token t + 1), in float32."""
-        from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
 
         inputs = {k: v for k, v in batch.items() if k != "completion"}
         logits = model(**inputs).logits.float()
@@ -178,7 +178,6 @@ class LearnerWorker:
         `total_tokens` / `total_sequences` count the whole mini-batch over all ranks, so each micro-batch's loss
         is scaled to its share and the summed gradient equals the gradient of the mini-batch loss.
         """
-        from synergy_ray.model.training import set_lr, warmup_lr
 
         self.engine.train()
         set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
@@ -202,7 +201,6 @@ class LearnerWorker:
 
         All formulas come from `core`; this only lays the per-sample values onto the token grid.
         """
-        from synergy_ray.core.objective import grpo_sft_loss
 
         r = self.cfg.rl
         batch = self._batch(samples, fillers)
@@ -234,7 +232,6 @@ class LearnerWorker:
     def _weights_to_sync(self) -> list[tuple[str, tuple[int, ...]]]:
         """(HF name, shape) of each tensor a sync sends, in model order: the trainable parameters, or with
         LoRA each adapted projection's merged weight under the base model's name."""
-        from synergy_ray.model.training import base_name, lora_modules
 
         model = self.engine.module
         if self.cfg.model.lora:
@@ -244,12 +241,10 @@ class LearnerWorker:
     def weight_bucket(self, index: int, as_file: bool, as_tensors: bool) -> tuple[Any, Any]:
         """Bucket `index` of the sync plan, from rank 0; the other ranks only join the ZeRO-3 gather and
         return (None, None). Two results (the group calls this with num_returns=2):
-
         - `as_file`: the bucket written to this node's shared memory (`weight_sync.send_weights`), as the
           small dict naming the file, for generators on this node (their engines read the file directly);
         - `as_tensors`: the tensors themselves, for generators on other nodes (Ray moves them).
         """
-        from synergy_ray.model.training import base_name, gathered, lora_modules, merged_weight
         from synergy_ray.weight_sync import send_weights
 
         names = set(self.buckets[index])
@@ -290,19 +285,15 @@ class LearnerWorker:
         self.updates = int((state or {}).get("updates", 0))
 
     def export_hf(self, path: str, processor_too: bool = True) -> None:
-        from synergy_ray.model.training import export_hf
-
         export_hf(self.engine, self.processor if processor_too else None, path, self.rank, self.setup_)
 
     def peak_rss(self) -> dict[str, float]:
-        """Peak memory (MiB) of this rank's process (see synergy_ray.profiling)."""
-        from synergy_ray.profiling import peak_rss_mib
+        """Peak memory (MiB) of this rank's process (see synergy_ray.processes.profiling)."""
 
         return peak_rss_mib()
 
     def mark_rss(self) -> float:
-        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.profiling)."""
-        from synergy_ray.profiling import mark_rss
+        """Current MiB of this process tree; its peak restarts from here (see synergy_ray.processes.profiling)."""
 
         return mark_rss()
 
@@ -342,7 +333,6 @@ class LearnerGroup:
 
     def _deal(self, samples: list[TrainSample]) -> list[tuple[list[TrainSample], int]]:
         """Each rank's samples (same length everywhere, padded with fillers) and its filler count."""
-        from synergy_ray.core.sharding import FILLER, deal
 
         parts = deal(len(samples), len(self.workers))
         return [([samples[i] if i != FILLER else samples[0] for i in p], p.count(FILLER)) for p in parts]
@@ -352,7 +342,6 @@ class LearnerGroup:
 
     def logprobs(self, samples: list[TrainSample]) -> list[list[float]]:
         """Each sample's completion log-probs under the current policy, in the order given."""
-        from synergy_ray.core.sharding import deal
 
         if not samples:
             return []
@@ -380,7 +369,6 @@ class LearnerGroup:
         engine dies, or it stops answering within `rollout.call_timeout_s`) is left out of the rest of the
         push; the caller decides what becomes of it.
         """
-        from synergy_ray.member_calls import answers
 
         ray, timeout = self._ray, self._call_timeout_s
         failed: dict = {}

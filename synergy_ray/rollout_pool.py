@@ -18,6 +18,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import log
+from synergy_ray.core.pool import fits_one_more, pool_target
+from synergy_ray.generator import Generator
+from synergy_ray.member_calls import answers
+from synergy_ray.processes.leftovers import end_member
 from synergy_ray.records import PromptRef, Rollout, RunCounters
 
 GENERATOR_START_TIMEOUT_S = 600  # vLLM start-up is ~1 min on a CPU node, more for a 7B model on GPU
@@ -82,7 +87,6 @@ class RolloutPool:
 
     def ask(self, calls: dict, timeout_s: float) -> dict:
         """member -> result of one call to each; the members that failed it are let go (`fail`)."""
-        from synergy_ray.member_calls import answers
 
         results, failed = answers(calls, timeout_s)
         self.fail(failed)
@@ -97,7 +101,7 @@ class RolloutPool:
         """Members whose call failed, each -> why: killed, freed and counted; `resize` replaces them."""
         for handle, why in failed.items():
             self.counters.generator_failures += 1
-            print(f"[rl] a generator failed ({why}); it is replaced before the next step", flush=True)
+            log().warning(f"[rl] a generator failed ({why}); it is replaced before the next step")
             self.release(handle, graceful=False)
 
     # ------------------------------------------------------------ size
@@ -108,8 +112,6 @@ class RolloutPool:
         hold them, and a member that cannot start is given up for now: the run goes on with those left."""
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
-
-        from synergy_ray.core.pool import fits_one_more, pool_target
 
         r = self.cfg.rollout
         self.ask_all("health", r.health_timeout_s)  # the probe asks each engine, not only its actor
@@ -129,12 +131,12 @@ class RolloutPool:
                 if not self._add():
                     break
             except (GetTimeoutError, RayActorError) as err:
-                print(f"[rl] could not start a generator ({type(err).__name__}); "
-                      f"continuing with {len(self.members)}", flush=True)
+                log().warning(f"[rl] could not start a generator ({type(err).__name__}); "
+                      f"continuing with {len(self.members)}")
                 break
         if len(self.members) < r.min_generators:
-            print(f"[rl] generator pool at {len(self.members)}, below rollout.min_generators "
-                  f"({r.min_generators}): not enough free resources; continuing", flush=True)
+            log().warning(f"[rl] generator pool at {len(self.members)}, below rollout.min_generators "
+                  f"({r.min_generators}): not enough free resources; continuing")
         return len(self.members)
 
     def _add(self) -> bool:
@@ -143,8 +145,6 @@ class RolloutPool:
         weights; raises when the engine itself fails to start."""
         import ray
         from ray.util.placement_group import remove_placement_group
-
-        from synergy_ray.generator import Generator
 
         c = self.cfg
         free = self._free_bundles()
@@ -167,7 +167,7 @@ class RolloutPool:
             version = self.weight_version()  # a new member gets the current weights before it serves
             failed = self.learner.push_weights([handle], version)[1] if version else {}
             if failed:
-                print(f"[rl] a new generator failed while it received the weights ({failed[handle]})", flush=True)
+                log().warning(f"[rl] a new generator failed while it received the weights ({failed[handle]})")
             joined = not failed
         finally:
             if not joined:  # never leave a half-started engine holding resources
@@ -192,8 +192,6 @@ class RolloutPool:
         import ray
         from ray.util.placement_group import remove_placement_group
 
-        from synergy_ray.member_calls import answers
-
         if handle in self.members:
             self.members.remove(handle)
         _, own = self._homes.pop(handle, (None, None))
@@ -217,10 +215,8 @@ def _end_leftovers(processes) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from synergy_ray.leftovers import end_member
-
     task = ray.remote(end_member).options(
         num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(processes.node_id, soft=False))
     done, _ = ray.wait([task.remote(processes.processes, processes.shm)], timeout=MEMBER_CLOSE_TIMEOUT_S)
     if not done:
-        print("[rl] could not end what was left of a failed generator (its node did not answer)", flush=True)
+        log().warning("[rl] could not end what was left of a failed generator (its node did not answer)")

@@ -20,7 +20,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.model.training import EngineSetup
+from synergy_ray.console import log, ray_train_log_level
+from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
+from synergy_ray.core.sft_loss import weighted_nll
+from synergy_ray.model.prompting import IGNORE, collate, encode_example
+from synergy_ray.model.training import EngineSetup, build_engine, export_hf, set_lr, warmup_lr
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +80,6 @@ def _encode_all(spec: SFTJobSpec, processor):
     """Every rank encodes the whole set (cheap here) so all ranks agree on indices and the dropped count."""
     import datasets
 
-    from synergy_ray.model.prompting import encode_example
-
     ds = datasets.load_from_disk(spec.data_path)
     examples, dropped = [], 0
     for row in ds:
@@ -105,10 +107,6 @@ def _micro_batches(n_examples: int, spec: SFTJobSpec, epoch: int, rank: int, wor
 
 
 def _sft_loss(engine, batch):
-    from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
-    from synergy_ray.core.sft_loss import weighted_nll
-    from synergy_ray.model.prompting import IGNORE
-
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_weights")}
     logits = engine(**inputs).logits
     logits, targets, _ = shift_for_next_token(logits, batch["input_ids"])
@@ -128,9 +126,6 @@ def _save_checkpoint(engine, state: dict, metrics: dict) -> None:
 def train_loop_per_worker(spec_dict: dict) -> dict:
     import ray.train
     from transformers import AutoProcessor
-
-    from synergy_ray.model.prompting import collate
-    from synergy_ray.model.training import build_engine, export_hf, set_lr, warmup_lr
 
     spec = SFTJobSpec(**spec_dict)
     ctx = ray.train.get_context()
@@ -195,7 +190,7 @@ def _log(spec: SFTJobSpec, row: dict) -> None:
         with open(spec.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
     if row["step"] == 1 or row["step"] % spec.log_every == 0:
-        print(f"[sft] epoch {row['epoch'] + 1}/{spec.epochs} step {row['step']} loss {row['loss']:.4f}", flush=True)
+        log().info(f"[sft] epoch {row['epoch'] + 1}/{spec.epochs} step {row['step']} loss {row['loss']:.4f}")
 
 
 # ---------------------------------------------------------------- the driver side
@@ -204,7 +199,7 @@ def _log(spec: SFTJobSpec, row: dict) -> None:
 def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gpus_per_worker: float = 0.0,
             max_failures: int = 1, storage_dir: str | None = None, name: str = "sft") -> SFTResult:
     """Run the job on the connected Ray cluster and wait for it; raises if every attempt failed."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     storage = os.path.abspath(storage_dir or Path(spec.export_dir).parent / "ray_train")
@@ -218,6 +213,7 @@ def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gp
             name=name, storage_path=storage,
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            logging_config=LoggingConfig(log_level=ray_train_log_level()),  # its INFO lines only with --verbose
         ),
     )
     result = _fit(trainer)

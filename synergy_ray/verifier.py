@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import ray
 
+from synergy_ray.core.rewards import score_completion
+from synergy_ray.processes.profiling import peak_rss_mib
 from synergy_ray.records import ScoreRequest, ScoreResult
 
 if TYPE_CHECKING:
@@ -87,7 +89,6 @@ def _child_main(fd: int, parent_pid: int, accuracy_weight: float, format_weight:
     """Score requests from the socket `fd` until it closes; in the child's main thread, so math_verify's alarms work."""
     _die_with_parent(parent_pid)
     conn = Connection(fd)
-    from synergy_ray.core.rewards import score_completion
 
     score_completion(*_WARMUP)
     conn.send(("ready", os.getpid()))
@@ -211,8 +212,7 @@ class Verifier:
         self.scorer.close()
 
     def peak_rss(self) -> dict[str, float]:
-        """Peak memory (MiB) of this actor and its scoring child (see synergy_ray.profiling)."""
-        from synergy_ray.profiling import peak_rss_mib
+        """Peak memory (MiB) of this actor and its scoring child (see synergy_ray.processes.profiling)."""
 
         return peak_rss_mib()
 

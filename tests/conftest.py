@@ -57,7 +57,7 @@ def ray_local():
 def no_shm_left():
     """The suite leaves no /dev/shm behind either: what its engines never unlinked is removed at the end,
     as `synergy-ray` commands do (`leftovers.none_left`)."""
-    from synergy_ray.leftovers import none_left
+    from synergy_ray.processes.leftovers import none_left
 
     with none_left():
         yield
@@ -66,7 +66,7 @@ def no_shm_left():
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The smoke config's model and data, prepared once under a temporary run directory."""
-    from synergy_ray import pipeline
+    from synergy_ray.run import pipeline
     from synergy_ray.config import load_config
 
     root = tmp_path_factory.mktemp("smoke")
@@ -80,7 +80,7 @@ def smoke_run(tmp_path_factory):
 def smoke_base(ray_local, smoke_run):
     """A base model for RL tests: the smoke model warmed up on short answers until it answers in format,
     so rewards vary within a group and GRPO has a signal (a random model scores 0 everywhere)."""
-    from synergy_ray import stages
+    from synergy_ray.run import stages
 
     cfg, prepared = smoke_run
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={

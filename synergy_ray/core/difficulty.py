@@ -15,6 +15,7 @@ PAPER_NUM_SAMPLES = 16
 # (level, minimum correct out of 16), hardest last
 _MIN_CORRECT_OF_16 = ((1, 12), (2, 8), (3, 5), (4, 2), (5, 0))
 NUM_LEVELS = len(_MIN_CORRECT_OF_16)
+LEVELS = tuple(range(1, NUM_LEVELS + 1))  # L1 (easiest) .. L5
 
 
 def level_from_pass_rate(pass_rate: float) -> int:

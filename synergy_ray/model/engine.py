@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from synergy_ray.config import RolloutConfig
+from synergy_ray.console import quiet
 
 IMAGES_PER_PROMPT = 1  # every supported data set has one image per question; Serve refuses more
 
@@ -24,6 +25,9 @@ def engine_kwargs(model_path: str, rollout: RolloutConfig, dtype: str = "float32
     )
     if rollout.max_model_len is not None:
         kwargs["max_model_len"] = rollout.max_model_len
+
+    if quiet():
+        kwargs["use_tqdm_on_load"] = False  # vLLM's weight-loading bar ignores TQDM_DISABLE
     return kwargs
 
 

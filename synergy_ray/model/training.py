@@ -19,6 +19,9 @@ from typing import Any
 
 import torch
 
+from synergy_ray.core.buckets import layer_key
+from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
+
 
 @dataclass(frozen=True)
 class EngineSetup:
@@ -63,7 +66,6 @@ def deepspeed_config(setup: EngineSetup, world_size: int) -> dict:
 
 def load_trainable_model(setup: EngineSetup) -> torch.nn.Module:
     """The policy as it trains: vision frozen (when asked), LoRA adapters (when asked), checkpointing on."""
-    from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy
 
     model = load_policy(setup.model_path, setup.dtype, setup.trust_remote_code)
     if setup.freeze_vision:
@@ -94,8 +96,6 @@ def skip_shm_comm_build() -> None:
 def build_engine(setup: EngineSetup, world_size: int):
     """`deepspeed.initialize` over the trainable model with AdamW; torch.distributed must be initialised."""
     import deepspeed
-
-    from synergy_ray.model.loading import trainable_parameters
 
     skip_shm_comm_build()  # the SFT job: Ray Train set up torch.distributed, DeepSpeed wraps it here
     torch.manual_seed(setup.seed)
@@ -131,7 +131,6 @@ def gathered(params: list, zero_stage: int):
 
 def parameter_groups(model: torch.nn.Module) -> list[list[tuple[str, torch.nn.Parameter]]]:
     """The model's named parameters, one group per layer (`core.buckets.layer_key`), in model order."""
-    from synergy_ray.core.buckets import layer_key
 
     groups: dict[str, list] = {}
     for name, param in model.named_parameters():

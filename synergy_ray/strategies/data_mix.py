@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synergy_ray.config import DataMixStrategy
+from synergy_ray.run import stages
 from synergy_ray.strategies.base import Strategy
 from synergy_ray.strategies.phases import GRPO, Made, Phase
 
@@ -33,7 +34,5 @@ class SFTOnMix(Phase):
         return "data mixing: RL samples + long-CoT for unsolved questions, then SFT on the mix"
 
     def run(self, cfg, prepared, models, strategy) -> Made:
-        from synergy_ray import stages
-
         return [("data_mix", stages.data_mix(cfg, prepared, models["rl"], models["base"],
                                              self.samples_per_question, self.epochs))]

@@ -1,11 +1,12 @@
 """`merge`: SFT and RL checkpoints (both trained from the base) merged with mergekit (linear, TIES, SLERP) at
-an SFT weight, or swept over several weights, each merge evaluated. See `synergy_ray.merging`."""
+an SFT weight, or swept over several weights, each merge evaluated. See `synergy_ray.run.merging`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from synergy_ray.config import MergeStrategy
+from synergy_ray.run import stages
 from synergy_ray.strategies.base import Strategy
 from synergy_ray.strategies.phases import GRPO, LongCotSFT, Made, Phase
 
@@ -31,8 +32,6 @@ class MergeCheckpoints(Phase):
         return f"merge SFT and RL checkpoints ({self.method}, SFT weights {list(self.weights)})"
 
     def run(self, cfg, prepared, models, strategy) -> Made:
-        from synergy_ray import stages
-
         return [(f"merge_{self.method}_{w:g}",
                  stages.merge(prepared, models["sft"], models["rl"], models["base"], self.method, w))
                 for w in self.weights]

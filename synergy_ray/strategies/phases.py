@@ -4,7 +4,7 @@ check asks which roles the phases start. None of them tests a strategy's name.
 
 A phase reads the models made before it from `models` ("base", then each earlier phase's `makes` key), is
 handed the strategy it belongs to (whose decisions guide the RL loop), and returns [(report name, exported model directory)], usually one pair (a merge sweep gives several). The stages
-it calls (`synergy_ray.stages`) hold the Ray, vLLM and DeepSpeed work and the reuse of finished outputs;
+it calls (`synergy_ray.run.stages`) hold the Ray, vLLM and DeepSpeed work and the reuse of finished outputs;
 they are imported when a phase runs, so declaring phases stays light.
 """
 
@@ -48,7 +48,7 @@ class LongCotSFT(Phase):
         return "long-CoT SFT from base (Ray Train + DeepSpeed)"
 
     def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
-        from synergy_ray import stages
+        from synergy_ray.run import stages
 
         return [("sft", stages.long_cot_sft(cfg, prepared, models["base"]))]
 
@@ -69,7 +69,7 @@ class GRPO(Phase):
                 "(vLLM generators, verifiers, DeepSpeed learner)")
 
     def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
-        from synergy_ray import stages
+        from synergy_ray.run import stages
 
         return [(self.makes, stages.grpo(cfg, prepared, models["base"], self.makes, strategy))]
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synergy_ray.config import TwoStageStrategy
+from synergy_ray.console import log
+from synergy_ray.run import stages
 from synergy_ray.strategies.base import Strategy
 from synergy_ray.strategies.phases import LongCotSFT, Made, Phase, with_rollout
 
@@ -44,9 +46,7 @@ class GRPOFromBestSFT(Phase):
                 f"max {self.rl_max_tokens} tokens")
 
     def run(self, cfg, prepared, models, strategy) -> Made:
-        from synergy_ray import stages
-
         start = stages.best_sft_epoch(cfg, prepared, models["sft"], self.val_k)
-        print(f"[two_stage] RL starts from {start.name}")
+        log().info(f"[two_stage] RL starts from {start.name}")
         rl_cfg = with_rollout(cfg, max_tokens=self.rl_max_tokens)
         return [(self.makes, stages.grpo(rl_cfg, prepared, start, self.makes, strategy))]

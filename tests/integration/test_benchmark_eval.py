@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from synergy_ray import pipeline
+from synergy_ray.run import pipeline
 from synergy_ray.config import load_config
 from synergy_ray.data.benchmarks import LEVEL_TAG, PASS_RATE_TAG
-from synergy_ray.evaluator import load_report
-from synergy_ray.report import write_report
+from synergy_ray.evaluation.evaluator import load_report
+from synergy_ray.evaluation.report import write_report
 
 K, MAX_TOKENS = 2, 16
 

@@ -11,7 +11,7 @@ import pytest
 
 from synergy_ray.config import EvalConfig, RunConfig, SynergyConfig
 from synergy_ray.data.synthetic import build_dataset
-from synergy_ray.evaluator import assign_levels_to_dataset, evaluate, format_table, load_report
+from synergy_ray.evaluation.evaluator import assign_levels_to_dataset, evaluate, format_table, load_report
 
 K, MAX_TOKENS, PER_LEVEL = 4, 24, 2
 

@@ -72,7 +72,7 @@ def _interrupt(proc, lines, seen, sig=signal.SIGINT) -> float:
 
 
 def _nothing_left(proc, since: float) -> None:
-    from synergy_ray.profiling import shm_created_since, shm_in_use
+    from synergy_ray.processes.profiling import shm_created_since, shm_in_use
 
     deadline = time.monotonic() + STOP_WITHIN_S  # Ray's processes end shortly after the driver
     while _session_processes(proc.pid) and time.monotonic() < deadline:

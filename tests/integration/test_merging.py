@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from synergy_ray.config import TinyVLMConfig
-from synergy_ray.merging import merge_checkpoints
+from synergy_ray.run.merging import merge_checkpoints
 from synergy_ray.model.tiny_vlm import build_tiny_vlm
 
 

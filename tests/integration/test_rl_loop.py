@@ -35,7 +35,7 @@ def coordinator(ray_local, smoke_run, smoke_base, tmp_path_factory):
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(work), build(cfg))
     yield handle, work
-    from synergy_ray.profiling import mapped_shm
+    from synergy_ray.processes.profiling import mapped_shm
 
     members = ray_local.get(handle.generator_handles.remote())
     pids = [int(ray_local.get(g.ready.remote()).rsplit(" ", 1)[-1]) for g in members]
@@ -135,7 +135,7 @@ def test_a_dead_engine_is_replaced_between_steps_and_mid_step(coordinator, ray_l
         names = ray_local.get(member.engine_pids.remote())
         return next(pid for pid, name in names.items() if "EngineCore" in name)
 
-    from synergy_ray.profiling import mapped_shm
+    from synergy_ray.processes.profiling import mapped_shm
 
     # Between steps: the health probe asks the engine, not only the actor.
     first = ray_local.get(handle.generator_handles.remote())
@@ -167,7 +167,7 @@ def test_a_hung_engine_is_found_killed_and_replaced(coordinator, ray_local):
     /dev/shm removed, and the pool rebuilt."""
     import signal
 
-    from synergy_ray.profiling import mapped_shm, start_time
+    from synergy_ray.processes.profiling import mapped_shm, start_time
 
     handle, _ = coordinator
     before = ray_local.get(handle.state_dict.remote())["counters"]["generator_failures"]

@@ -78,7 +78,7 @@ def _greedy(cfg):
 @pytest.fixture(scope="module")
 def offline(cfg, smoke_run, smoke_base):
     """Offline evaluation of "base" on the held-out set: greedy (k=1) and sampled (k=K), one engine for both."""
-    from synergy_ray.evaluator import evaluate
+    from synergy_ray.evaluation.evaluator import evaluate
     from synergy_ray.model.engine import release_llm
     from synergy_ray.model.engine import build_llm
 
@@ -96,7 +96,7 @@ def offline(cfg, smoke_run, smoke_base):
 def served(ray_local, cfg, tiny_vlm_dir, smoke_base, offline):
     from ray import serve
 
-    from synergy_ray.serve import start
+    from synergy_ray.serving.app import start
 
     url = start(cfg, {"tiny": str(tiny_vlm_dir), "base": str(smoke_base)})
     yield url
@@ -146,8 +146,8 @@ def test_text_and_image_answers_have_the_openai_shape(client, image_dirs, smoke_
 def test_two_model_names_are_routed_to_their_own_checkpoints(client, offline, smoke_run):
     """Greedy answers to the same held-out question: "base" gives what the offline engine on the base
     checkpoint gave, "tiny" (random weights) gives something else."""
-    from synergy_ray.endpoint_eval import question_messages
-    from synergy_ray.evaluator import load_dataset
+    from synergy_ray.evaluation.endpoint_eval import question_messages
+    from synergy_ray.evaluation.evaluator import load_dataset
 
     cfg, prepared = smoke_run
     row = load_dataset(prepared.eval_path)[0]
@@ -175,7 +175,7 @@ def noise_bound(a, b, z: float = Z) -> float:
 
 
 def test_evaluation_through_the_endpoint_matches_offline(served, cfg, offline, smoke_run):
-    from synergy_ray.endpoint_eval import evaluate_endpoint
+    from synergy_ray.evaluation.endpoint_eval import evaluate_endpoint
 
     greedy_offline, sampled_offline = offline
     eval_path = smoke_run[1].eval_path
@@ -201,12 +201,12 @@ def test_evaluation_through_the_endpoint_matches_offline(served, cfg, offline, s
 
 def test_eval_command_with_endpoint_writes_the_report(served, cfg, tmp_path, capsys):
     from synergy_ray.cli import main
-    from synergy_ray.evaluator import load_report
+    from synergy_ray.evaluation.evaluator import load_report
 
     path = tmp_path / "cfg.yaml"
     path.write_text(dump_config(cfg))
     assert main(["eval", str(path), "--endpoint", served, "--model", "base", "--k", "2", "--concurrency", "2"]) == 0
-    from synergy_ray.evaluator import load_dataset
+    from synergy_ray.evaluation.evaluator import load_dataset
 
     report = load_report(cfg.run_dir / "eval" / "base-served.json")  # the default name: never the offline one's
     assert report.k == 2 and report.model_path == f"{served}#base"

@@ -12,7 +12,7 @@ SMALL = ["rl.steps=1", "rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_si
 
 @pytest.fixture()
 def run(ray_local, smoke_run, tmp_path):
-    from synergy_ray import pipeline
+    from synergy_ray.run import pipeline
     from synergy_ray.config import load_config
 
     def make(*overrides):
@@ -24,7 +24,8 @@ def run(ray_local, smoke_run, tmp_path):
 
 
 def test_two_stage_starts_rl_from_the_best_sft_epoch_by_validation(run, smoke_base):
-    from synergy_ray import pipeline, strategies
+    from synergy_ray.run import pipeline
+    from synergy_ray import strategies
 
     cfg, prepared = run("strategy=two_stage", "strategy.rl_max_tokens=64", "strategy.val_k=2", "sft.epochs=2")
     assert prepared.val_path is not None and len(datasets.load_from_disk(str(prepared.val_path))) == 10
@@ -44,7 +45,7 @@ def test_two_stage_starts_rl_from_the_best_sft_epoch_by_validation(run, smoke_ba
 
 
 def test_data_mix_keeps_correct_samples_adds_traces_and_trains_on_the_mix(run, smoke_base):
-    from synergy_ray import stages
+    from synergy_ray.run import stages
 
     cfg, prepared = run("strategy=data_mix", "strategy.samples_per_question=2", "strategy.epochs=1")
     # The warmed-up base stands in for the RL model.
@@ -61,7 +62,7 @@ def test_data_mix_keeps_correct_samples_adds_traces_and_trains_on_the_mix(run, s
 
 def test_compare_runs_strategies_side_by_side_as_ray_tasks(run, smoke_base, capsys):
     """`compare.parallel`: rl and adaptive each in a Ray task of its own, both started before either ends."""
-    from synergy_ray.compare import run_side_by_side
+    from synergy_ray.run.compare import run_side_by_side
 
     cfg, prepared = run("compare.strategies=[rl,adaptive]", "compare.parallel=true", "eval.k=2")
     models, reports, seconds = {"base": smoke_base}, {}, {}

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.common import format_table, interleaved, median, ratio
 from benchmarks.rollout_overhead import summarize
 from benchmarks.step_vs_trl import parse_args, time_split
-from synergy_ray.profiling import peak_rss_mib
+from synergy_ray.processes.profiling import peak_rss_mib
 
 
 def test_median_ratio_and_interleaving():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from synergy_ray import jobs
+from synergy_ray.cluster import jobs
 from synergy_ray.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

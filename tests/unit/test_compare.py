@@ -1,9 +1,9 @@
 import json
 
-from synergy_ray.compare import credit_seconds, side_by_side_order, strategy_config, write_outputs
+from synergy_ray.run.compare import credit_seconds, side_by_side_order, strategy_config, write_outputs
 from synergy_ray.config import load_config
 from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
-from synergy_ray.evaluator import EvalReport
+from synergy_ray.evaluation.evaluator import EvalReport
 
 
 def _report(name, correct_by_level):

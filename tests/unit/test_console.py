@@ -1,24 +1,50 @@
-"""The console's quiet mode: library settings go into the environment (and so to Ray's workers) unless
---verbose, and never override what a user exported."""
+"""The console: library settings go into the environment (and so to Ray's workers) unless --verbose, never
+overriding what a user exported; our own lines go through one logger whose level --quiet / --verbose set."""
 
+import logging
 import os
+
+import pytest
 
 from synergy_ray import console
 
 
-def test_quiet_sets_library_settings_and_keeps_the_users(monkeypatch):
-    for key in console.QUIET_ENV:
-        monkeypatch.delenv(key, raising=False)
+@pytest.fixture
+def clean_env(monkeypatch):
+    for key in (*console.QUIET_ENV, console.LOG_LEVEL_ENV):
+        monkeypatch.delenv(key, raising=False)  # restored after the test
+    yield
+    console.log().setLevel(logging.INFO)
+
+
+def test_quiet_sets_library_settings_and_keeps_the_users(clean_env, monkeypatch):
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")  # the user's own choice
     console.quiet_libraries(verbose=False)
     assert os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG"
     assert os.environ["RAY_TRAIN_ENABLE_PRINT_PATCH"] == "0"  # each SFT worker line printed once, not twice
     assert console.worker_env()["TQDM_DISABLE"] == "1"
-    assert console.runtime_env_hook() == {"worker_process_setup_hook": "synergy_ray.console.quiet_worker"}
+    assert console.quiet() and console.ray_train_log_level() == "WARNING"
+    assert console.runtime_env_hook() == {"worker_process_setup_hook": "synergy_ray.console.setup_worker"}
+    # a warning vLLM prints while it is imported (before it configures its logging) is held back
+    assert not logging.getLogger("vllm.triton_utils.importing").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("vllm.triton_utils.importing").isEnabledFor(logging.ERROR)
 
 
-def test_verbose_changes_nothing(monkeypatch):
-    for key in console.QUIET_ENV:
-        monkeypatch.delenv(key, raising=False)
-    console.quiet_libraries(verbose=True)
-    assert console.worker_env() == {} and console.runtime_env_hook() == {}
+def test_verbose_changes_no_library_setting(clean_env):
+    console.set_verbosity("verbose")
+    assert set(console.worker_env()) == {console.LOG_LEVEL_ENV}  # only our own level travels
+    assert not console.quiet() and console.ray_train_log_level() == "INFO"
+
+
+@pytest.mark.parametrize("verbosity, shown", [
+    ("quiet", ["a warning"]),
+    ("normal", ["a stage line", "a warning"]),
+    ("verbose", ["a debug line", "a stage line", "a warning"]),
+])
+def test_our_lines_follow_the_verbosity_and_reach_stdout(clean_env, capsys, verbosity, shown):
+    console.set_verbosity(verbosity)
+    assert console.worker_env()[console.LOG_LEVEL_ENV] == console.LEVELS[verbosity]  # Ray's workers get it too
+    console.log("rl").debug("a debug line")
+    console.log("rl").info("a stage line")
+    console.log().warning("a warning")
+    assert capsys.readouterr().out.splitlines() == shown  # plain lines, on whatever stdout is now

@@ -110,7 +110,7 @@ def test_describe_names_every_actor_on_its_gpu():
 
 def test_run_placement_offers_generators_the_planned_then_the_open_colocated_units():
     from synergy_ray.config import load_config
-    from synergy_ray.placement import RolePlacement, plan_for, role_demands
+    from synergy_ray.cluster.placement import RolePlacement, plan_for, role_demands
 
     cfg = load_config("configs/paper/qwen25vl7b_rl.yaml")
     nodes = [Node("10.0.0.5/abcd", gpus=8, cpus=96, node_id="abcd")]

@@ -102,7 +102,7 @@ def _result(qid: str, correct: int, samples: int = 16):
 
 
 def test_assign_levels_writes_the_papers_buckets_into_the_saved_dataset(tmp_path):
-    from synergy_ray.evaluator import assign_levels_to_dataset
+    from synergy_ray.evaluation.evaluator import assign_levels_to_dataset
 
     # correct of 16 at each side of every threshold: L1 12-16, L2 8-11, L3 5-7, L4 2-4, L5 0-1
     passes = {"a": 12, "b": 11, "c": 8, "d": 7, "e": 5, "f": 4, "g": 2, "h": 1, "i": 0}
@@ -125,7 +125,7 @@ def test_assign_levels_writes_the_papers_buckets_into_the_saved_dataset(tmp_path
 
 
 def _report(name, results):
-    from synergy_ray.evaluator import EvalReport
+    from synergy_ray.evaluation.evaluator import EvalReport
 
     by_level = summarize_by_level(results, "level")
     return EvalReport(name=name, model_path=f"/m/{name}", k=4, temperature=0.6, top_p=0.95, top_k=20,
@@ -134,7 +134,7 @@ def _report(name, results):
 
 
 def test_report_json_round_trip_and_table(results, tmp_path):
-    from synergy_ray.evaluator import format_table, load_report, save_report
+    from synergy_ray.evaluation.evaluator import format_table, load_report, save_report
 
     base = _report("base", results)
     sft = _report("sft", results[1:])  # has no L1 question

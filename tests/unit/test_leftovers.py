@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synergy_ray.profiling import remove_unused_shm, shm_created_since, shm_in_use
+from synergy_ray.processes.profiling import remove_unused_shm, shm_created_since, shm_in_use
 
 pytestmark = pytest.mark.skipif(not Path("/dev/shm").is_dir() or not sys.platform.startswith("linux"),
                                 reason="Linux /dev/shm")
@@ -41,7 +41,7 @@ def test_a_live_semaphore_is_in_use_although_its_mapping_has_another_name():
     (its worker then failed to start: FileNotFoundError in SemLock._rebuild)."""
     import multiprocessing
 
-    from synergy_ray.profiling import mapped_shm
+    from synergy_ray.processes.profiling import mapped_shm
 
     since = time.time()
     lock = multiprocessing.get_context("spawn").Lock()  # what vLLM's engine hands its worker
@@ -66,7 +66,7 @@ def test_only_files_created_since_are_candidates():
 def test_sigterm_is_handled_like_ctrl_c_and_says_so():
     code = textwrap.dedent("""
         import os, signal, sys, time
-        from synergy_ray import leftovers
+        from synergy_ray.processes import leftovers
         try:
             with leftovers.none_left():
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -85,7 +85,7 @@ def test_a_ray_started_by_the_caller_is_left_running():
     """A command run inside a process that already has Ray (a test, a notebook) must not shut it down."""
     code = textwrap.dedent("""
         import ray
-        from synergy_ray import leftovers
+        from synergy_ray.processes import leftovers
         ray.init(num_cpus=1, include_dashboard=False)
         with leftovers.none_left():
             pass

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from synergy_ray import run_inputs
+from synergy_ray.run import run_inputs
 from synergy_ray.cli import main
 from synergy_ray.config import ConfigError, load_config
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from synergy_ray.cli import main
 from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
-from synergy_ray.evaluator import EvalReport, save_report
+from synergy_ray.evaluation.evaluator import EvalReport, save_report
 from synergy_ray.records import StepStats
-from synergy_ray.report import build_page, read_run, write_report
+from synergy_ray.evaluation.report import build_page, read_run, write_report
 from synergy_ray.sft_job import SFTJobSpec, _log
 
 LEVELS = ["L1", "L2", "L3", "L4", "L5"]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from synergy_ray.profiling import timed
-from synergy_ray.rl_checkpoints import latest_checkpoint, read_state, write_checkpoint
+from synergy_ray.processes.profiling import timed
+from synergy_ray.run.rl_checkpoints import latest_checkpoint, read_state, write_checkpoint
 
 
 def _learner_files(directory: str) -> None:

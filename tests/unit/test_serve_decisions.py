@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from synergy_ray.config import ConfigError, ServeConfig, load_config
-from synergy_ray.serve_app.errors import RequestError
-from synergy_ray.serve_app.images import ImagePolicy, load_image
-from synergy_ray.serve_app.plan import check_fits, deployment_options, find_models
-from synergy_ray.serve_app.protocol import (
+from synergy_ray.serving.errors import RequestError
+from synergy_ray.serving.images import ImagePolicy, load_image
+from synergy_ray.serving.plan import check_fits, deployment_options, find_models
+from synergy_ray.serving.protocol import (
     MAX_N, check_bearer, chat_response, key_digest, parse_request, required_key_digest, sampling_kwargs,
     template_messages, Choice,
 )
@@ -249,7 +249,7 @@ def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
     import json
 
     from synergy_ray.config import PAPER_PROMPT_SUFFIX, TinyVLMConfig
-    from synergy_ray.endpoint_eval import question_messages
+    from synergy_ray.evaluation.endpoint_eval import question_messages
     from synergy_ray.model.prompting import chat_text, prompt_text
     from synergy_ray.model.tiny_vlm import build_processor
 
@@ -263,7 +263,7 @@ def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
 
 
 def test_the_served_report_never_takes_the_offline_name():
-    from synergy_ray.endpoint_eval import served_report_name
+    from synergy_ray.evaluation.endpoint_eval import served_report_name
 
     assert served_report_name("base") == "base-served" and served_report_name("demo/rl") == "demo_rl-served"
 
@@ -314,7 +314,7 @@ def test_request_bodies_are_capped_declared_or_streamed():
 
     from starlette.requests import Request
 
-    from synergy_ray.serve import _capped_body
+    from synergy_ray.serving.app import _capped_body
 
     def request(chunks, declared=None):
         messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]

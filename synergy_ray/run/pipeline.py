@@ -10,8 +10,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from synergy_ray import strategies
+from synergy_ray.cluster.ray_session import connect
 from synergy_ray.config import ConfigError, SynergyConfig, write_resolved
+from synergy_ray.console import log
+from synergy_ray.evaluation.endpoint_eval import evaluate_endpoint
+from synergy_ray.evaluation.evaluator import build_eval_llm, evaluate, format_table, save_report
+from synergy_ray.model.engine import release_llm
 from synergy_ray.records import PreparedRun
+from synergy_ray.run import run_inputs, stages
+from synergy_ray.strategies import build
+from synergy_ray.strategies.phases import GRPO, LongCotSFT
 
 
 def ensure_model(cfg: SynergyConfig) -> str:
@@ -85,7 +94,6 @@ def _steps_counts(path: Path) -> dict[int, int]:
 def prepare(cfg: SynergyConfig) -> PreparedRun:
     """The run's model and data sets, built or reused. A run directory built from other inputs is refused
     (`run_inputs`, a ConfigError naming the field) before anything is written, the resolved config included."""
-    from synergy_ray import run_inputs
 
     start = time.perf_counter()
     run_dir = cfg.run_dir.resolve()
@@ -128,12 +136,12 @@ class StageClock:
         self._close()
         self.index += 1
         self.title, self._t = title, time.perf_counter()
-        print(f"\n== {self.prefix}[{self.index}/{self.total}] {title}", flush=True)
+        log().info(f"\n== {self.prefix}[{self.index}/{self.total}] {title}")
 
     def _close(self) -> None:
         if self.index:
             self.timings[self.title] = time.perf_counter() - self._t
-            print(f"   {self.prefix}done in {self.timings[self.title]:.0f} s", flush=True)
+            log().info(f"   {self.prefix}done in {self.timings[self.title]:.0f} s")
 
     def finish(self) -> float:
         self._close()
@@ -143,8 +151,6 @@ class StageClock:
 def study(cfg: SynergyConfig, strategy, phases: tuple | None = None) -> list:
     """Base model, L1-L5 levels from its pass rates, then each phase in order (the strategy's own unless
     `phases` is given), every model evaluated on the same stored level buckets."""
-    from synergy_ray import stages
-    from synergy_ray.evaluator import format_table
 
     phases = strategy.phases if phases is None else phases
     clock = StageClock(total=3 + 2 * len(phases))
@@ -167,8 +173,6 @@ def study(cfg: SynergyConfig, strategy, phases: tuple | None = None) -> list:
 
 def start_study(cfg: SynergyConfig, clock: StageClock):
     """Prepare, make the base model, evaluate it and store the levels; returns (prepared, base, base report)."""
-    from synergy_ray import stages
-    from synergy_ray.ray_session import connect
 
     clock.next("prepare: model and data")
     prepared = prepare(cfg)
@@ -188,8 +192,6 @@ def run_phase(cfg: SynergyConfig, prepared: PreparedRun, strategy, phase, models
 
 def run_demo(cfg: SynergyConfig) -> int:
     """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
-    from synergy_ray.strategies import build
-    from synergy_ray.strategies.phases import GRPO, LongCotSFT
 
     study(cfg, build(cfg), (LongCotSFT(), GRPO()))
     return 0
@@ -197,16 +199,12 @@ def run_demo(cfg: SynergyConfig) -> int:
 
 def train(cfg: SynergyConfig) -> int:
     """Run the config's strategy: its phases in order, each evaluated by level against the base."""
-    from synergy_ray import strategies
 
     study(cfg, strategies.build(cfg))
     return 0
 
 
 def sft_only(cfg: SynergyConfig) -> int:
-    from synergy_ray import stages
-    from synergy_ray.ray_session import connect
-
     prepared = prepare(cfg)
     connect(cfg)
     out = stages.long_cot_sft(cfg, prepared, Path(prepared.model_path))
@@ -215,8 +213,6 @@ def sft_only(cfg: SynergyConfig) -> int:
 
 
 def eval_only(cfg: SynergyConfig, model: str, name: str | None, k: int | None) -> int:
-    from synergy_ray.evaluator import evaluate, format_table
-
     prepared = prepare(cfg)
     name = name or Path(model).name
     report = evaluate(model, prepared.eval_path, cfg, name=name, k=k, out_json=prepared.run_dir / "eval" / f"{name}.json")
@@ -231,8 +227,6 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     `run_dir/eval/<benchmark>/<name>.json`, by the published levels. A given `llm` is used and left running.
     """
     from synergy_ray.data.benchmarks import prepare_benchmark
-    from synergy_ray.evaluator import build_eval_llm, evaluate, format_table
-    from synergy_ray.model.engine import release_llm
 
     import sys
 
@@ -268,9 +262,6 @@ def eval_endpoint(cfg: SynergyConfig, endpoint: str, model: str | None, name: st
     import sys
 
     from openai import APIError
-
-    from synergy_ray.endpoint_eval import evaluate_endpoint
-    from synergy_ray.evaluator import format_table, save_report
 
     prepared = prepare(cfg)
     try:

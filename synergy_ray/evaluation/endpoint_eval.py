@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from synergy_ray.config import SynergyConfig
 from synergy_ray.core.eval_stats import Completion
+from synergy_ray.evaluation.evaluator import build_report, load_dataset
 
 REQUEST_TIMEOUT_S = 600.0
 
@@ -92,7 +93,6 @@ def evaluate_endpoint(
     out_json: str | os.PathLike | None = None,
 ):
     """Sample through `endpoint`, then score and summarise exactly as offline evaluation does."""
-    from synergy_ray.evaluator import build_report, load_dataset
 
     start = time.perf_counter()
     k = k or cfg.eval.k

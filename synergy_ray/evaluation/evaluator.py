@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from synergy_ray.config import SynergyConfig
-from synergy_ray.model.engine import release_llm
+from synergy_ray.model.engine import build_llm, release_llm
 from synergy_ray.core.difficulty import NUM_LEVELS, assign_level
 from synergy_ray.core.eval_stats import (
     ALL, Completion, LevelStats, QuestionResult, score_questions, summarize_by_level,
@@ -194,8 +194,6 @@ def build_report(
 
 
 def build_eval_llm(model_path: str, cfg: SynergyConfig):
-    from synergy_ray.model.engine import build_llm
-
     needed = cfg.data.max_prompt_tokens + cfg.eval.max_tokens
     limit = _model_max_len(model_path, cfg.model.trust_remote_code)
     max_len = max(cfg.rollout.max_model_len or 0, needed)

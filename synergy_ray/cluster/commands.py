@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from synergy_ray.cluster import jobs
+from synergy_ray.cluster.jobs import JOB_COMMANDS, JobError
+from synergy_ray.core.placement import PlacementError, parse_cluster_shape
+
 EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CLUSTER = 4  # the cluster could not be reached or refused the request
@@ -16,8 +20,6 @@ COMMANDS = ("submit", "jobs", "plan")
 
 
 def add_parsers(sub) -> None:
-    from synergy_ray.jobs import JOB_COMMANDS
-
     p = sub.add_parser("submit", help="validate a config, then run it on a Ray cluster as a Ray job")
     p.add_argument("config", help="YAML config file (inside the working directory)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.steps=10")
@@ -48,7 +50,6 @@ def add_parsers(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synergy_ray.config import ConfigError
-    from synergy_ray.jobs import JobError
 
     try:
         if args.command == "submit":
@@ -67,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from synergy_ray import jobs
     from synergy_ray.config import load_config
 
     cfg = load_config(args.config, args.overrides)  # refused here, before any cluster is contacted
@@ -99,8 +99,6 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from synergy_ray import jobs
-
     if args.action == "status":
         info = jobs.status(args.address, args.job_id)
         print(f"{info.status.value}{f': {info.message}' if info.message else ''}")
@@ -119,8 +117,7 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from synergy_ray.config import load_config
-    from synergy_ray.core.placement import PlacementError, parse_cluster_shape
-    from synergy_ray.placement import plan_for, plan_sft
+    from synergy_ray.cluster.placement import plan_for, plan_sft
     from synergy_ray.strategies import roles_in_use
 
     cfg = load_config(args.config, args.overrides)

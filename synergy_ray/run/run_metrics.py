@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import log
 from synergy_ray.records import StepStats
 
 
@@ -33,7 +34,7 @@ class MetricsSink:
         self._writer.flush()
         if self._wandb is not None:
             self._wandb.log(scalars, step=s.step)
-        print(self.line(s), flush=True)
+        log().info(self.line(s))
 
     def line(self, s: StepStats) -> str:
         levels = " ".join(f"{self.bucket_label}{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
@@ -50,7 +51,7 @@ def _start_wandb(cfg: SynergyConfig, run_dir: Path):
     try:
         import wandb
     except ImportError:
-        print("[rl] run.wandb_project is set but wandb is not installed; logging to TensorBoard and JSONL only")
+        log().warning("[rl] run.wandb_project is set but wandb is not installed; logging to TensorBoard and JSONL only")
         return None
     return wandb.init(project=cfg.run.wandb_project, name=cfg.run.name, dir=str(run_dir),
                       config=cfg.model_dump(mode="json"))

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from synergy_ray.serve_app.errors import RequestError
+from synergy_ray.serving.errors import RequestError
 
 MAX_N = 64  # completions per request; eval uses k=16, more is a mistake or an attack on memory
 

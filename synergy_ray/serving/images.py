@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from synergy_ray.serve_app.errors import RequestError
+from synergy_ray.serving.errors import RequestError
 
 _DATA_URL = re.compile(r"data:image/[\w.+-]+;base64,(?P<payload>.*)", re.DOTALL)
 

@@ -12,7 +12,17 @@ import time
 from pathlib import Path
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import log
+from synergy_ray.coordinator import Coordinator
+from synergy_ray.core.difficulty import assign_level
+from synergy_ray.core.eval_stats import summarize_by_level
+from synergy_ray.core.mixing import mix_rows
+from synergy_ray.core.rewards import score_completion
+from synergy_ray.evaluation.evaluator import assign_levels_to_dataset, evaluate, load_report, sample_completions, save_report
+from synergy_ray.model.engine import build_llm, release_llm
 from synergy_ray.records import PreparedRun
+from synergy_ray.run.merging import merge_checkpoints
+from synergy_ray.run.rl_checkpoints import latest_checkpoint
 
 
 def _done(model_dir: Path) -> bool:
@@ -23,7 +33,7 @@ def _run_sft_stage(cfg: SynergyConfig, start_model: str, train_path: Path, out: 
     from synergy_ray.sft_job import run_sft, spec_from_config
 
     if _done(out):
-        print(f"[{name}] reusing {out}")
+        log().info(f"[{name}] reusing {out}")
         return out
     s = cfg.sft
     spec = spec_from_config(cfg, start_model, str(train_path), str(out),
@@ -33,7 +43,7 @@ def _run_sft_stage(cfg: SynergyConfig, start_model: str, train_path: Path, out: 
                      storage_dir=str(out.parent / "ray_train"), name=name)
     losses = [row["loss"] for row in result.history]
     if losses:
-        print(f"[{name}] {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        log().info(f"[{name}] {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
               f"{f', {result.dropped_too_long} too-long examples dropped' if result.dropped_too_long else ''}")
     return out
 
@@ -61,7 +71,6 @@ def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, k
     Falls back to the final SFT model, saying why, when there is no validation split or no per-epoch export.
     The choice and every epoch's accuracy are written to `sft_selection.json`.
     """
-    from synergy_ray.evaluator import evaluate
 
     record_path = prepared.run_dir / "sft_selection.json"
     if record_path.exists():
@@ -69,13 +78,13 @@ def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, k
     epochs = sorted((prepared.run_dir / "sft_epochs").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
     if prepared.val_path is None or not epochs:
         why = "no validation split" if prepared.val_path is None else "no per-epoch SFT exports"
-        print(f"[two_stage] {why}: RL starts from the final SFT model")
+        log().warning(f"[two_stage] {why}: RL starts from the final SFT model")
         return sft_model
     scores = {}
     for epoch in epochs:
         report = evaluate(str(epoch), prepared.val_path, cfg, name=f"sft_{epoch.name}", k=k)
         scores[str(epoch)] = report.per_level_by_steps["all"].accuracy
-        print(f"[two_stage] {epoch.name}: validation accuracy {100 * scores[str(epoch)]:.1f}% (k={k})")
+        log().info(f"[two_stage] {epoch.name}: validation accuracy {100 * scores[str(epoch)]:.1f}% (k={k})")
     chosen = max(epochs, key=lambda p: scores[str(p)])  # max keeps the first of equal scores
     record_path.write_text(json.dumps({"chosen": str(chosen), "validation_accuracy": scores, "k": k}, indent=1))
     return chosen
@@ -83,17 +92,16 @@ def best_sft_epoch(cfg: SynergyConfig, prepared: PreparedRun, sft_model: Path, k
 
 def evaluate_model(cfg: SynergyConfig, prepared: PreparedRun, model: Path, name: str):
     """Offline evaluation on the held-out set; the report is written to run_dir/eval/<name>.json."""
-    from synergy_ray.evaluator import evaluate, load_report
 
     out = prepared.run_dir / "eval" / f"{name}.json"
     if out.exists():
         report = load_report(out)
         if report.per_level_by_level is not None or not _has_levels(prepared.eval_path):
-            print(f"[eval:{name}] reusing {out}")
+            log().info(f"[eval:{name}] reusing {out}")
             return report
     start = time.perf_counter()
     report = evaluate(str(model), prepared.eval_path, cfg, name=name, out_json=out)
-    print(f"[eval:{name}] {len(report.per_question)} questions x {report.k} samples in "
+    log().info(f"[eval:{name}] {len(report.per_question)} questions x {report.k} samples in "
           f"{time.perf_counter() - start:.0f} s")
     return report
 
@@ -109,13 +117,10 @@ def assign_levels(prepared: PreparedRun, base_report):
 
     Later models are measured on these stored buckets, never on their own pass rates.
     """
-    from synergy_ray.core.difficulty import assign_level
-    from synergy_ray.core.eval_stats import summarize_by_level
-    from synergy_ray.evaluator import assign_levels_to_dataset, save_report
 
     if not _has_levels(prepared.eval_path):
         counts = assign_levels_to_dataset(prepared.eval_path, base_report.per_question)
-        print("[levels] from the base model's pass@%d: %s" % (
+        log().info("[levels] from the base model's pass@%d: %s" % (
             base_report.k, "  ".join(f"L{lvl}:{n}" for lvl, n in sorted(counts.items()))))
     results = [dataclasses.replace(q, level=assign_level(q.num_correct, q.num_samples))
                for q in base_report.per_question]
@@ -130,12 +135,9 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     checkpoint if there is one."""
     import ray
 
-    from synergy_ray.coordinator import Coordinator
-    from synergy_ray.rl_checkpoints import latest_checkpoint
-
     out = prepared.run_dir / name
     if _done(out):
-        print(f"[{name}] reusing {out}")
+        log().info(f"[{name}] reusing {out}")
         return out
     work = prepared.run_dir / f"{name}_work"
     coordinator = ray.remote(Coordinator).options(num_cpus=0, max_concurrency=1).remote(
@@ -143,12 +145,12 @@ def grpo(cfg: SynergyConfig, prepared: PreparedRun, start_model: Path, name: str
     latest = latest_checkpoint(work / "checkpoints")
     if latest is not None:
         ray.get(coordinator.load_checkpoint.remote(str(latest)))
-        print(f"[{name}] resumed from {latest.name}")
+        log().info(f"[{name}] resumed from {latest.name}")
     history = ray.get(coordinator.run.remote())
     ray.get(coordinator.export.remote(str(out)))
     if history:
         first, last = history[0], history[-1]
-        print(f"[{name}] {len(history)} steps: reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}")
+        log().info(f"[{name}] {len(history)} steps: reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}")
     ray.get(coordinator.shutdown.remote())  # frees its placement groups
     ray.kill(coordinator)
     return out
@@ -160,14 +162,9 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
     never solves, then SFT from the base on that mix."""
     import datasets
 
-    from synergy_ray.core.rewards import score_completion
-    from synergy_ray.evaluator import sample_completions
-    from synergy_ray.model.engine import build_llm, release_llm
-    from synergy_ray.core.mixing import mix_rows
-
     out = prepared.run_dir / "data_mix"
     if _done(out):
-        print(f"[data_mix] reusing {out}")
+        log().info(f"[data_mix] reusing {out}")
         return out
     mix_path = prepared.run_dir / "data" / "mix"
     if not (mix_path / "dataset_info.json").exists():
@@ -189,19 +186,17 @@ def data_mix(cfg: SynergyConfig, prepared: PreparedRun, rl_model: Path, base: Pa
         mix, stats = mix_rows([{"id": r["id"], "long_cot": r["long_cot"]} for r in rows], texts, correct)
         mixed = train.select([index[m["id"]] for m in mix]).add_column("mix_response", [m["mix_response"] for m in mix])
         mixed.save_to_disk(str(mix_path))
-        print(f"[data_mix] {stats['questions']} questions x {k} samples: {stats['solved']} solved "
+        log().info(f"[data_mix] {stats['questions']} questions x {k} samples: {stats['solved']} solved "
               f"({stats['correct_answers']} distinct correct answers kept), {stats['long_cot_added']} long-CoT added")
     return _run_sft_stage(cfg, str(base), mix_path, out, "data_mix", target="mix_response",
                           epochs=epochs)
 
 
 def merge(prepared: PreparedRun, sft_model: Path, rl_model: Path, base: Path, method: str, weight: float) -> Path:
-    from synergy_ray.merging import merge_checkpoints
-
     out = prepared.run_dir / f"merge_{method}_{weight:g}"
     if _done(out):
-        print(f"[merge] reusing {out}")
+        log().info(f"[merge] reusing {out}")
         return out
     merge_checkpoints(sft_model, rl_model, out, method, weight, base=base if method == "ties" else None)
-    print(f"[merge] {method} with SFT weight {weight:g} -> {out}")
+    log().info(f"[merge] {method} with SFT weight {weight:g} -> {out}")
     return out

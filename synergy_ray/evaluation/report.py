@@ -19,9 +19,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synergy_ray.compare import accuracy_row
+from synergy_ray.core.difficulty import LEVELS
 from synergy_ray.core.eval_stats import ALL
-from synergy_ray.evaluator import EvalReport, load_report
+from synergy_ray.evaluation.evaluator import EvalReport, load_report
+from synergy_ray.run.compare import accuracy_row
 
 FIRST = ("base", "sft", "rl")  # then the other models alphabetically
 
@@ -91,7 +92,7 @@ def _label(run: RunData, name: str, many: bool) -> str:
 
 def _levels(report: EvalReport, attr: str) -> list[float | None]:
     table = report.per_level_by_level or {}
-    return [None if lv not in table else getattr(table[lv], attr) for lv in range(1, 6)]
+    return [None if lv not in table else getattr(table[lv], attr) for lv in LEVELS]
 
 
 def _overall(report: EvalReport):
@@ -100,7 +101,7 @@ def _overall(report: EvalReport):
 
 def model_figures(runs: list[RunData], reports_of, colours) -> tuple[dict, dict]:
     """Figures over the models that `reports_of(run)` picks, and notes about what they could not show."""
-    from synergy_ray import plots
+    from synergy_ray.evaluation import plots
 
     many = len(runs) > 1
     labelled = [(_label(run, r.name, many), run, r) for run in runs for r in reports_of(run)]
@@ -132,7 +133,7 @@ def model_figures(runs: list[RunData], reports_of, colours) -> tuple[dict, dict]
 
 def build_page(runs: list[RunData]) -> tuple[list[Section], dict]:
     """The page's sections in order and its figures by key (unsaved matplotlib Figures)."""
-    from synergy_ray import plots
+    from synergy_ray.evaluation import plots
 
     many = len(runs) > 1
     names = [_label(run, r.name, many) for run in runs for r in run.reports]
@@ -172,10 +173,10 @@ def _model_sections(what: str, runs, reports_of, prefix: str, figures: dict, not
     for run, r in reports:
         row = accuracy_row(r)
         table.append([_label(run, r.name, many)] + ["-" if row[f"L{lv}"] is None else f"{row[f'L{lv}']:.1f}"
-                                                    for lv in range(1, 6)]
+                                                    for lv in LEVELS]
                      + [f"{row['all']:.1f}", f"{row['tokens']:.0f}", f"{row['reasoning_words']:.2f}"])
     counts = first.per_level_by_level or {}
-    sized = ", ".join(f"L{lv}: {counts[lv].n_questions}" for lv in range(1, 6) if lv in counts)
+    sized = ", ".join(f"L{lv}: {counts[lv].n_questions}" for lv in LEVELS if lv in counts)
     text = (f"Accuracy (%) by level, {len(first.per_question)} questions ({sized or 'no levels stored'}), "
             f"k={first.k} samples each at temperature {first.temperature}, top-p {first.top_p}, top-k {first.top_k}, "
             f"max {first.max_tokens} tokens.")
@@ -229,7 +230,7 @@ def _markdown(sections: list[Section], sources: list[Path]) -> str:
 
 def write_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html") -> Path:
     """Write the page (report.html, or report.md plus one PNG per figure) into `out`; returns the page's path."""
-    from synergy_ray.plots import save_png
+    from synergy_ray.evaluation.plots import save_png
 
     if fmt not in ("html", "md"):
         raise ValueError(f"format must be 'html' or 'md', got {fmt!r}")

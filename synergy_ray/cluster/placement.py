@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import log
 from synergy_ray.core.placement import Node, PlacementError, PlacementPlan, RoleDemand, plan_placement
 
 NODE_ID_LABEL = "ray.io/node-id"
@@ -93,8 +94,8 @@ class RolePlacement:
             # Bundle shapes do not depend on nodes: plan on one unbounded node to get them, unpinned.
             plan = plan_placement(cfg.cluster.layout, learner, generator, [Node("any", gpus=10**6, cpus=None)])
             pinned = False
-            print(f"[placement] the roles do not fit the nodes up now ({err}); requesting the placement group "
-                  "unpinned so an autoscaler can add nodes", flush=True)
+            log().warning(f"[placement] the roles do not fit the nodes up now ({err}); requesting the placement group "
+                  "unpinned so an autoscaler can add nodes")
         kwargs = {}
         if pinned:
             node_ids = {n.name: n.node_id for n in nodes}
@@ -104,7 +105,7 @@ class RolePlacement:
             raise PlacementError(
                 f"placement group of {len(plan.bundles)} bundles {[b.resources() for b in plan.bundles]} not "
                 f"ready after {timeout_s:.0f} s; the cluster has {ray.available_resources()} free")
-        print("[placement] " + plan.describe().replace("\n", "\n[placement] "), flush=True)
+        log().info("[placement] " + plan.describe().replace("\n", "\n[placement] "))
         return cls(plan, group, pinned, generator)
 
     def options(self, role: str, index: int) -> dict[str, Any]:

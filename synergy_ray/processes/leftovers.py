@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from synergy_ray.processes.profiling import kill_if_same, process_tree, remove_unused_shm, shm_created_since, start_time
+
 PROCESS_EXIT_WAIT_S = 20.0  # Ray's workers and vLLM's engine processes end within seconds of the raylet
 
 _terminated = threading.Event()
@@ -61,7 +63,6 @@ def none_left() -> Iterator[None]:
     finally:
         if not ray_before:
             stop_local_ray()
-        from synergy_ray.profiling import remove_unused_shm, shm_created_since
 
         remove_unused_shm(shm_created_since(since))
         if previous is not None:
@@ -77,7 +78,6 @@ def stop_local_ray() -> None:
 
     if not ray.is_initialized():
         return
-    from synergy_ray.profiling import process_tree
 
     # Listed before the shutdown: afterwards the workers are no longer our descendants. This process's own
     # multiprocessing resource tracker lives until it exits, so it is not waited for.
@@ -106,7 +106,6 @@ def _alive(pid: int) -> bool:
 def end_member(processes: tuple[tuple[int, int], ...], shm: tuple[str, ...]) -> tuple[int, int]:
     """Kill what is left of a member's processes and remove the /dev/shm they used once nothing maps it;
     returns (processes killed, files removed). Runs on the member's node."""
-    from synergy_ray.profiling import kill_if_same, remove_unused_shm, start_time
 
     killed = kill_if_same(processes)
     deadline = time.monotonic() + PROCESS_EXIT_WAIT_S

@@ -18,10 +18,13 @@ import time
 from pathlib import Path
 
 from synergy_ray.config import SynergyConfig, validate_tree
+from synergy_ray.console import log
+from synergy_ray.core.difficulty import LEVELS
+from synergy_ray.run import pipeline, stages
+from synergy_ray.strategies import build, strategy_class
 
 def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
     """`cfg` with `strategy: name` and that strategy's defaults fitted to this run's length and context."""
-    from synergy_ray.strategies import strategy_class
 
     tree = cfg.model_dump(mode="json")
     tree["strategy"] = {"name": name, **strategy_class(name).fitted_to(cfg)}
@@ -29,9 +32,6 @@ def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
 
 
 def run_compare(cfg: SynergyConfig) -> int:
-    from synergy_ray import pipeline
-    from synergy_ray.strategies import build
-
     names = cfg.compare.strategies
     clock = pipeline.StageClock(total=3 + (0 if cfg.compare.parallel else
                                            sum(2 * len(build(strategy_config(cfg, n)).phases) for n in names)))
@@ -59,8 +59,6 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
 
     Returns (models it made, reports it added, seconds). Phases whose output exists are reused by the stages.
     """
-    from synergy_ray import pipeline, stages
-    from synergy_ray.strategies import build
 
     scfg = strategy_config(cfg, name)
     strategy = build(scfg)
@@ -82,7 +80,6 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
 
 def side_by_side_order(names: list[str], finished: set[str], started: set[str]) -> list[str]:
     """The strategies that may start now: not started, and every chosen strategy they build on finished."""
-    from synergy_ray.strategies import strategy_class
 
     return [n for n in names if n not in started
             and all(d in finished for d in strategy_class(n).builds_on if d in names)]
@@ -97,7 +94,7 @@ def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, 
     names, finished, running = cfg.compare.strategies, set(), {}
     while len(finished) < len(names):
         for name in side_by_side_order(names, finished, set(running.values()) | finished):
-            print(f"[compare] starting {name} as a Ray task", flush=True)
+            log().info(f"[compare] starting {name} as a Ray task")
             running[task.remote(cfg, name, prepared, models, reports)] = name
         done, _ = ray.wait(list(running), num_returns=1)
         name = running.pop(done[0])
@@ -106,7 +103,7 @@ def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, 
         models.update(added)
         reports.update(evaluated)
         finished.add(name)
-        print(f"[compare] {name} finished in {took:.0f} s ({len(running)} still running)", flush=True)
+        log().info(f"[compare] {name} finished in {took:.0f} s ({len(running)} still running)")
 
 
 def credit_seconds(seconds: dict[str, float], strategy: str, reports_made, took: float) -> None:
@@ -150,7 +147,7 @@ def accuracy_row(report, seconds: float | None = None) -> dict:
     """One model's line of the table: accuracy (%) per level and overall, mean tokens, reasoning words."""
     levels = report.per_level_by_level or {}
     row = {"model": report.name, "wall_s": seconds}
-    for lv in range(1, 6):
+    for lv in LEVELS:
         stats = levels.get(lv)
         row[f"L{lv}"] = None if stats is None else 100 * stats.accuracy
     overall = levels.get("all") or report.per_level_by_steps["all"]
@@ -167,7 +164,7 @@ def write_outputs(reports: list, seconds: dict[str, float | None], out: Path,
     lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s | RL steps s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        cells = [fmt(r[f"L{lv}"], ".1f") for lv in range(1, 6)]
+        cells = [fmt(r[f"L{lv}"], ".1f") for lv in LEVELS]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['all']:.1f} | {r['tokens']:.0f} | "
                      f"{r['reasoning_words']:.2f} | {fmt(r['wall_s'], '.0f')} | {fmt(r['rl_steps_s'], '.0f')} |")
     (out / "compare.md").write_text(
@@ -180,9 +177,9 @@ def write_outputs(reports: list, seconds: dict[str, float | None], out: Path,
 
 def plot_gain(rows: list[dict], path: Path) -> None:
     """Per-level gain of every row over the first (the base), drawn by `plots.gain_figure`."""
-    from synergy_ray.plots import gain_figure, save_png
+    from synergy_ray.evaluation.plots import gain_figure, save_png
 
     base = rows[0]
     gains = {r["model"]: [None if r[f"L{lv}"] is None or base[f"L{lv}"] is None else r[f"L{lv}"] - base[f"L{lv}"]
-                          for lv in range(1, 6)] for r in rows[1:]}
+                          for lv in LEVELS] for r in rows[1:]}
     save_png(gain_figure(gains), path, dpi=120)

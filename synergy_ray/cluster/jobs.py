@@ -45,7 +45,7 @@ class Submission:
 
 def project_root() -> Path:
     """The checkout this package was imported from (holds pyproject.toml); the job ships this directory."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").exists():
         raise JobError(f"synergy_ray is not imported from a checkout ({root} has no pyproject.toml): "
                        "pass --working-dir")

@@ -5,7 +5,7 @@ HTTP -> Gateway (FastAPI ingress: key, request schema, images, routing by `model
           -> ModelServer "base"  (vLLM AsyncLLMEngine, the shared prompt path)   x replicas / autoscaled
           -> ModelServer "rl"    ...
 ```
-The gateway makes every refusal (`serve_app`'s pure checks) and answers it as a 4xx with OpenAI's error body;
+The gateway makes every refusal (the pure checks in `serving.protocol`, `.images`, `.plan`) and answers it as a 4xx with OpenAI's error body;
 a model replica only renders the chat with the model's own template (`prompting.chat_text`, the path training
 and offline evaluation use), runs vLLM, and reports its own 400s (e.g. a prompt longer than the context).
 Images are decoded once in the gateway and handed to vLLM as `multi_modal_data`. Endpoints: `GET /v1/models`,
@@ -25,12 +25,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from synergy_ray.cluster.ray_session import connect
 from synergy_ray.config import RolloutConfig, SynergyConfig
-from synergy_ray.model.engine import IMAGES_PER_PROMPT
-from synergy_ray.serve_app.errors import RequestError
-from synergy_ray.serve_app.images import ImagePolicy, load_image
-from synergy_ray.serve_app.plan import check_fits, deployment_options
-from synergy_ray.serve_app.protocol import (
+from synergy_ray.model.engine import IMAGES_PER_PROMPT, build_async_engine
+from synergy_ray.serving.errors import RequestError
+from synergy_ray.serving.images import ImagePolicy, load_image
+from synergy_ray.serving.plan import check_fits, deployment_options, find_models
+from synergy_ray.serving.protocol import (
     Choice, chat_response, check_bearer, models_response, parse_request, required_key_digest, sampling_kwargs,
     template_messages,
 )
@@ -47,8 +48,6 @@ class ModelServer:
                  trust_remote_code: bool):
         from transformers import AutoProcessor
         from vllm.platforms import current_platform
-
-        from synergy_ray.model.engine import build_async_engine
 
         self.name = name
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=trust_remote_code)
@@ -191,8 +190,6 @@ def start(cfg: SynergyConfig, models: dict[str, str], port: int | None = None) -
 
 def run_serve(cfg: SynergyConfig, paths: list[str], names: list[str] | None, port: int | None) -> int:
     """`synergy-ray serve`: serve the models found under `paths` until Ctrl-C."""
-    from synergy_ray.ray_session import connect
-    from synergy_ray.serve_app.plan import find_models
 
     models = find_models(paths, names)
     connect(cfg)

@@ -17,7 +17,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from synergy_ray.cluster.placement import placement_failures
 from synergy_ray.config import ConfigError, SynergyConfig
+from synergy_ray.core.placement import Node
+from synergy_ray.strategies import roles_in_use
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # what the Hugging Face hub accepts as a repo id
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
@@ -73,9 +76,6 @@ def local_gpus() -> int:
 
 def check_resources(cfg: SynergyConfig) -> None:
     """Refuse roles that the local Ray could never schedule (they would wait for resources that never come)."""
-    from synergy_ray.core.placement import Node
-    from synergy_ray.placement import placement_failures
-    from synergy_ray.strategies import roles_in_use
 
     if not local_ray(cfg):
         return

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import quiet, runtime_env_hook, worker_env
+from synergy_ray.processes.leftovers import stop_on_sigterm
 
 
 def connect(cfg: SynergyConfig) -> None:
@@ -14,15 +17,14 @@ def connect(cfg: SynergyConfig) -> None:
         return
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
     # Workers import synergy_ray from the working directory's checkout when it is not installed there.
-    from synergy_ray.console import runtime_env_hook, worker_env
 
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE":
                                 str(cfg.rollout.cpu_kvcache_space_gib), **worker_env()}, **runtime_env_hook()}
+    level = logging.WARNING if quiet() else logging.INFO  # "Started a local Ray instance" and the like
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level=level)
     else:
         ray.init(num_cpus=cfg.cluster.num_cpus, runtime_env=runtime_env, include_dashboard=False,
-                 log_to_driver=True)
-    from synergy_ray.leftovers import stop_on_sigterm
+                 log_to_driver=True, logging_level=level)
 
     stop_on_sigterm()  # ray.init replaced it with its own (sys.exit, skipping our message)

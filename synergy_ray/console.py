@@ -13,7 +13,7 @@ vLLM's start-up INFO lines and CPU-platform notes (vLLM 0.32 configures its logg
 so a warning printed while it is imported, "Triton is installed, but ...", is held back by setting the `vllm`
 logger's level first), transformers' advisory warnings, every library's progress bars (weights loading, shards
 written), deprecation notes, DeepSpeed's warnings ("Setting accelerator to CPU"), and Ray Train's own INFO lines
-and its copy of each worker `print` (every line arrived twice). Errors still print, and settings a user exported
+and its copy of each worker `print` (every line arrived twice), and its "Reporting training result" per SFT report. Errors still print, and settings a user exported
 themselves are left alone.
 
 Ray Train's placement-group cleaner asks Ray's State API, which the embedded Ray (started without a dashboard)
@@ -99,8 +99,23 @@ def quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def _ray_train_report_logger() -> str | None:
+    """Ray Train's worker logs "Reporting training result ..." for every report through a logger named by its
+    file path (`logging.getLogger(__file__)`), outside `ray.train` and so outside its own log level."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")  # not ray.train: finding it would import it in every worker
+    if spec is None or spec.origin is None:
+        return None
+    return os.path.join(os.path.dirname(spec.origin), "train", "v2", "_internal", "execution", "context.py")
+
+
 def _quiet_loggers() -> None:
-    for name, level in QUIET_LOGGERS.items():
+    names = dict(QUIET_LOGGERS)
+    report = _ray_train_report_logger()
+    if report:
+        names[report] = logging.WARNING
+    for name, level in names.items():
         logger = logging.getLogger(name)
         logger.setLevel(level)
         # DeepSpeed sets its logger's level when it is imported; a filter stays.

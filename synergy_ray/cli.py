@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace, cfg: SynergyConfig) -> int:
     if args.command == "eval":
         return pipeline.eval_only(cfg, args.model, args.name, args.k)
     if args.command == "serve":
-        from synergy_ray.serving.app import run_serve
+        from synergy_ray.serving.app import run_serve  # defers ray
 
         try:
             return run_serve(cfg, args.paths, args.names, args.port)

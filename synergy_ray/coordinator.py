@@ -29,8 +29,8 @@ from synergy_ray.cluster.placement import RolePlacement
 from synergy_ray.config import SynergyConfig
 from synergy_ray.core.schedules import prefix_tokens
 from synergy_ray.processes.profiling import mark_rss, peak_rss_mib, timed
-from synergy_ray.records import (GroupOutcome, LearnerSummary, PromptRef, Rollout, RunCounters, StepStats,
-                                 TrainSample)
+from synergy_ray.records import (GroupOutcome, LearnerSummary, PromptRef, Rollout, RunCounters, ScoreRequest,
+                                 StepStats, TrainSample)
 from synergy_ray.rollout_pool import GENERATOR_START_TIMEOUT_S, RolloutPool
 from synergy_ray.run.rl_checkpoints import read_state, write_checkpoint
 from synergy_ray.run.run_metrics import MetricsSink
@@ -49,8 +49,8 @@ class Coordinator:
         import datasets
         from transformers import AutoTokenizer
 
-        from synergy_ray.core.curriculum import CurriculumSampler
-        from synergy_ray.model.prompting import pad_token_id
+        from synergy_ray.core.curriculum import CurriculumSampler  # defers numpy
+        from synergy_ray.model.prompting import pad_token_id  # defers torch
 
         self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,8 @@ class Coordinator:
         """The placement group from the plan (`core.placement`), the learner ranks, the verifiers, the pool."""
         import ray
 
-        from synergy_ray.learner import LearnerGroup
-        from synergy_ray.verifier import VerifierPool
+        from synergy_ray.learner import LearnerGroup  # defers torch
+        from synergy_ray.verifier import VerifierPool  # defers ray
 
         c = self.cfg
         self._ray = ray
@@ -195,8 +195,6 @@ class Coordinator:
     def _score(self, rollouts: list[Rollout]) -> tuple[list[float], list[bool]]:
         """(reward, correct) of each rollout, from the verifiers; `rollout.truncated: zero_reward` zeroes the
         reward of a completion cut at max_tokens (it stays counted as correct or not)."""
-        from synergy_ray.verifier import ScoreRequest
-
         requests = [ScoreRequest(key=f"{r.qid}/{r.sample}", text=r.text, gold=self.answers[r.row],
                                  choices=tuple(self.choices[r.row])) for r in rollouts]
         results = self.verifiers.score(requests)
@@ -208,7 +206,7 @@ class Coordinator:
     def _route(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool]) -> list[list[TrainSample]]:
         """Per question: update its pass rate, then for a complete group let the strategy shape the rewards,
         take group advantages (core.routing) and let the strategy pick each sequence's loss."""
-        from synergy_ray.core.routing import question_groups, trained_advantages
+        from synergy_ray.core.routing import question_groups, trained_advantages  # defers torch
 
         c = self.cfg
         groups = []
@@ -277,7 +275,7 @@ class Coordinator:
         return sum(diffs) / len(diffs) if diffs else None
 
     def _stats(self, rollouts, rewards, correct, timings, learner_stats, gap, staleness) -> StepStats:
-        from synergy_ray.core.routing import pass_rate_by_bucket
+        from synergy_ray.core.routing import pass_rate_by_bucket  # defers torch
 
         n = max(1, len(rollouts))
         return StepStats(

@@ -85,8 +85,8 @@ class Generator:
         import datasets
         from transformers import AutoProcessor
 
-        from synergy_ray.model.prompting import image_placeholder_ids, pad_token_id
-        from synergy_ray.weight_sync import engine_weight_transfer_kwargs
+        from synergy_ray.model.prompting import image_placeholder_ids, pad_token_id  # defers torch
+        from synergy_ray.weight_sync import engine_weight_transfer_kwargs  # defers vllm
 
         self.rollout, self.prompting, self.name, self.version = rollout, data, name, 0
         self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=model.trust_remote_code)
@@ -110,7 +110,7 @@ class Generator:
         """The vLLM request for a prompt and its token count after image expansion."""
         key = (ref.row, ref.prefix)
         if key not in self._prompt_cache:
-            from synergy_ray.model.prompting import encode_prompt, prompt_text
+            from synergy_ray.model.prompting import encode_prompt, prompt_text  # defers torch
 
             item = self.rows[ref.row]
             text = prompt_text(self.processor, item["question"], self.prompting.prompt_suffix) + ref.prefix
@@ -190,7 +190,7 @@ class Generator:
     @engine_call
     def begin_weight_update(self) -> None:
         """Open a weight-update session (vLLM's); buckets follow, then `finish_weight_update`."""
-        from synergy_ray.weight_sync import begin_update
+        from synergy_ray.weight_sync import begin_update  # defers vllm
 
         begin_update(self.llm)
 
@@ -202,7 +202,7 @@ class Generator:
         engine reads it; the learner deletes it) or, from another node, the tensors themselves (HF names ->
         tensors), which go through a file of this node. Neither passes through the coordinator.
         """
-        from synergy_ray.weight_sync import load_tensors, load_update
+        from synergy_ray.weight_sync import load_tensors, load_update  # defers vllm
 
         if isinstance(bucket.get("path"), str):  # a file's name (HF tensor names never read "path")
             start = time.perf_counter()
@@ -217,7 +217,7 @@ class Generator:
 
     @engine_call
     def finish_weight_update(self, version: int) -> None:
-        from synergy_ray.weight_sync import finish_update
+        from synergy_ray.weight_sync import finish_update  # defers vllm
 
         finish_update(self.llm)
         self.version = version

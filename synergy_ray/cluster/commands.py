@@ -49,7 +49,7 @@ def add_parsers(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synergy_ray.config import ConfigError
+    from synergy_ray.config import ConfigError  # defers yaml
 
     try:
         if args.command == "submit":
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from synergy_ray.config import load_config
+    from synergy_ray.config import load_config  # defers yaml
 
     cfg = load_config(args.config, args.overrides)  # refused here, before any cluster is contacted
     root = Path(args.working_dir).resolve() if args.working_dir else jobs.project_root()
@@ -116,9 +116,9 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from synergy_ray.config import load_config
-    from synergy_ray.cluster.placement import plan_for, plan_sft
-    from synergy_ray.strategies import roles_in_use
+    from synergy_ray.config import load_config  # defers yaml
+    from synergy_ray.cluster.placement import plan_for, plan_sft  # defers yaml
+    from synergy_ray.strategies import roles_in_use  # defers yaml
 
     cfg = load_config(args.config, args.overrides)
     try:

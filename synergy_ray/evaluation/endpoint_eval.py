@@ -35,7 +35,7 @@ def image_data_url(image: Any) -> str:
 
 def question_messages(row: dict, prompt_suffix: str) -> list[dict]:
     """One user turn like the training prompt's: the image first, then the question and the suffix."""
-    from synergy_ray.model.prompting import question_text
+    from synergy_ray.model.prompting import question_text  # defers torch
 
     content: list[dict] = []
     if row.get("image") is not None:

@@ -69,7 +69,7 @@ def sample_completions(
     """
     from vllm import SamplingParams
 
-    from synergy_ray.model.prompting import prompt_text, response_as_written
+    from synergy_ray.model.prompting import prompt_text, response_as_written  # defers torch
 
     requests, params = [], []
     for row in rows:

@@ -101,7 +101,7 @@ def _overall(report: EvalReport):
 
 def model_figures(runs: list[RunData], reports_of, colours) -> tuple[dict, dict]:
     """Figures over the models that `reports_of(run)` picks, and notes about what they could not show."""
-    from synergy_ray.evaluation import plots
+    from synergy_ray.evaluation import plots  # defers matplotlib
 
     many = len(runs) > 1
     labelled = [(_label(run, r.name, many), run, r) for run in runs for r in reports_of(run)]
@@ -133,7 +133,7 @@ def model_figures(runs: list[RunData], reports_of, colours) -> tuple[dict, dict]
 
 def build_page(runs: list[RunData]) -> tuple[list[Section], dict]:
     """The page's sections in order and its figures by key (unsaved matplotlib Figures)."""
-    from synergy_ray.evaluation import plots
+    from synergy_ray.evaluation import plots  # defers matplotlib
 
     many = len(runs) > 1
     names = [_label(run, r.name, many) for run in runs for r in run.reports]
@@ -230,7 +230,7 @@ def _markdown(sections: list[Section], sources: list[Path]) -> str:
 
 def write_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html") -> Path:
     """Write the page (report.html, or report.md plus one PNG per figure) into `out`; returns the page's path."""
-    from synergy_ray.evaluation.plots import save_png
+    from synergy_ray.evaluation.plots import save_png  # defers matplotlib
 
     if fmt not in ("html", "md"):
         raise ValueError(f"format must be 'html' or 'md', got {fmt!r}")

@@ -177,7 +177,7 @@ def write_outputs(reports: list, seconds: dict[str, float | None], out: Path,
 
 def plot_gain(rows: list[dict], path: Path) -> None:
     """Per-level gain of every row over the first (the base), drawn by `plots.gain_figure`."""
-    from synergy_ray.evaluation.plots import gain_figure, save_png
+    from synergy_ray.evaluation.plots import gain_figure, save_png  # defers matplotlib
 
     base = rows[0]
     gains = {r["model"]: [None if r[f"L{lv}"] is None or base[f"L{lv}"] is None else r[f"L{lv}"] - base[f"L{lv}"]

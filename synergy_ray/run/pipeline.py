@@ -27,7 +27,7 @@ def ensure_model(cfg: SynergyConfig) -> str:
     """Build the tiny VLM at `model.path` when the config asks for one and it is not there yet."""
     path = Path(cfg.model.path)
     if cfg.model.build_tiny is not None and not (path / "config.json").exists():
-        from synergy_ray.model.tiny_vlm import build_tiny_vlm
+        from synergy_ray.model.tiny_vlm import build_tiny_vlm  # defers torch
 
         build_tiny_vlm(cfg.model.build_tiny, path)
     # Ray workers run in their own working directories: hand them absolute paths for local checkpoints.
@@ -56,7 +56,7 @@ def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, Path | N
         return train_path, eval_path, val_path if have(val_path) else None, {}
     skipped: dict[str, list[str]] = {}
     if d.source == "synthetic":
-        from synergy_ray.data.synthetic import build_splits
+        from synergy_ray.data.synthetic import build_splits  # defers datasets
 
         splits = build_splits(d.num_per_level, d.eval_per_level, seed=d.seed, image_size=d.image_size,
                               num_val_per_level=d.val_per_level, trace_style=d.trace_style)
@@ -66,7 +66,7 @@ def ensure_data(cfg: SynergyConfig, run_dir: Path) -> tuple[Path, Path, Path | N
             return train_path, eval_path, val_path, {}
         train, held_out = splits["train"], splits["eval"]
     else:
-        from synergy_ray.data.loader import load_user_dataset
+        from synergy_ray.data.loader import load_user_dataset  # defers datasets
 
         try:
             full, report = load_user_dataset(d.source, column_map=dict(d.column_map) or None,
@@ -226,7 +226,7 @@ def eval_benchmarks(cfg: SynergyConfig, model: str, name: str | None, k: int | N
     Each benchmark is converted into `run_dir/benchmarks/<benchmark>` and reported in
     `run_dir/eval/<benchmark>/<name>.json`, by the published levels. A given `llm` is used and left running.
     """
-    from synergy_ray.data.benchmarks import prepare_benchmark
+    from synergy_ray.data.benchmarks import prepare_benchmark  # defers datasets
 
     import sys
 

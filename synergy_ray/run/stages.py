@@ -30,7 +30,7 @@ def _done(model_dir: Path) -> bool:
 
 
 def _run_sft_stage(cfg: SynergyConfig, start_model: str, train_path: Path, out: Path, name: str, **changes) -> Path:
-    from synergy_ray.sft_job import run_sft, spec_from_config
+    from synergy_ray.sft_job import run_sft, spec_from_config  # defers torch
 
     if _done(out):
         log().info(f"[{name}] reusing {out}")

@@ -63,7 +63,7 @@ class ModelServer:
         from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
 
-        from synergy_ray.model.prompting import chat_text, response_as_written
+        from synergy_ray.model.prompting import chat_text, response_as_written  # defers torch
 
         if sampling["seed"] is not None and not self.seeds_supported:
             raise RequestError(400, "seed: per-request seeds are not supported on vLLM-CPU; omit seed")

@@ -48,7 +48,7 @@ class LongCotSFT(Phase):
         return "long-CoT SFT from base (Ray Train + DeepSpeed)"
 
     def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
-        from synergy_ray.run import stages
+        from synergy_ray.run import stages  # defers yaml
 
         return [("sft", stages.long_cot_sft(cfg, prepared, models["base"]))]
 
@@ -69,7 +69,7 @@ class GRPO(Phase):
                 "(vLLM generators, verifiers, DeepSpeed learner)")
 
     def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:
-        from synergy_ray.run import stages
+        from synergy_ray.run import stages  # defers yaml
 
         return [(self.makes, stages.grpo(cfg, prepared, models["base"], self.makes, strategy))]
 

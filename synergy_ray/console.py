@@ -118,8 +118,21 @@ def _quiet_loggers() -> None:
     for name, level in names.items():
         logger = logging.getLogger(name)
         logger.setLevel(level)
-        # DeepSpeed sets its logger's level when it is imported; a filter stays.
-        logger.addFilter(lambda record, floor=level: record.levelno >= floor)
+        # DeepSpeed sets its logger's level when it is imported; a filter stays (one per logger, however often
+        # this runs).
+        if not any(isinstance(f, _Below) for f in logger.filters):
+            logger.addFilter(_Below(level))
+
+
+class _Below(logging.Filter):
+    """Drops records under `level`."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
 
 
 def worker_env() -> dict[str, str]:

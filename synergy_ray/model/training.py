@@ -1,8 +1,8 @@
 """One training set-up for both trainers (the RL learner and the SFT job): model, freezing, LoRA, gradient
 checkpointing, the DeepSpeed engine, learning-rate warm-up, gathering ZeRO-3 parameters, and HF export.
 
-Both trainers build an `EngineSetup` from their own config section (`learner` for RL, `sft` for SFT) and call
-`build_engine`; nothing about the model or DeepSpeed is written twice.
+Both trainers build an `EngineSetup` over the `model` section and their own (`learner` for RL, `sft` for SFT)
+and call `build_engine`; nothing about the model or DeepSpeed is written twice.
 
 Precision: `dtype` is the model's parameter dtype. bfloat16/float16 switch on DeepSpeed's matching section,
 so the optimiser keeps fp32 master weights while forward and backward run in the low precision.
@@ -19,46 +19,35 @@ from typing import Any
 
 import torch
 
+from synergy_ray.config import LearnerConfig, ModelConfig, SFTConfig
 from synergy_ray.core.buckets import layer_key
 from synergy_ray.model.loading import apply_lora, freeze_vision, load_policy, trainable_parameters
 
 
 @dataclass(frozen=True)
 class EngineSetup:
-    model_path: str
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    freeze_vision: bool = True
-    lora: dict | None = None
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
-    warmup_steps: int = 0
-    zero_stage: int = 2
-    micro_batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    gradient_checkpointing: bool = False
-    seed: int = 0
+    """What an engine is built from: the `model` section, the trainer's own section (`learner` for RL, `sft`
+    for SFT: optimiser, ZeRO stage, micro-batch, checkpointing), and the two values the run decides itself.
 
-    @classmethod
-    def from_sections(cls, model_path: str, model, optim, **values) -> EngineSetup:
-        """From the `model` config section and a trainer's optimiser section (`learner` or `sft`)."""
-        return cls(model_path=model_path, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
-                   freeze_vision=model.freeze_vision, lora=model.lora.model_dump() if model.lora else None,
-                   lr=optim.lr, weight_decay=optim.weight_decay, betas=tuple(optim.betas), grad_clip=optim.grad_clip,
-                   warmup_steps=optim.warmup_steps, gradient_checkpointing=optim.gradient_checkpointing, **values)
+    The sections are held, not copied, so a field added to either reaches the engine without touching this."""
+
+    model_path: str
+    model: ModelConfig
+    trainer: LearnerConfig | SFTConfig
+    seed: int = 0
+    gradient_accumulation_steps: int = 1
 
 
 def deepspeed_config(setup: EngineSetup, world_size: int) -> dict:
+    t, dtype = setup.trainer, setup.model.dtype
     return {
-        "train_micro_batch_size_per_gpu": setup.micro_batch_size,
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": setup.gradient_accumulation_steps,
-        "train_batch_size": setup.micro_batch_size * setup.gradient_accumulation_steps * world_size,
-        "gradient_clipping": setup.grad_clip,
-        "zero_optimization": {"stage": setup.zero_stage},
-        "bf16": {"enabled": setup.dtype == "bfloat16"},
-        "fp16": {"enabled": setup.dtype == "float16"},
+        "train_batch_size": t.micro_batch_size * setup.gradient_accumulation_steps * world_size,
+        "gradient_clipping": t.grad_clip,
+        "zero_optimization": {"stage": t.zero_stage},
+        "bf16": {"enabled": dtype == "bfloat16"},
+        "fp16": {"enabled": dtype == "float16"},
         "steps_per_print": 10**9,
         "zero_allow_untested_optimizer": True,  # a plain torch AdamW: DeepSpeed's fused Adam needs CUDA
     }
@@ -67,16 +56,17 @@ def deepspeed_config(setup: EngineSetup, world_size: int) -> dict:
 def load_trainable_model(setup: EngineSetup) -> torch.nn.Module:
     """The policy as it trains: vision frozen (when asked), LoRA adapters (when asked), checkpointing on."""
 
-    model = load_policy(setup.model_path, setup.dtype, setup.trust_remote_code)
-    if setup.freeze_vision:
+    m = setup.model
+    model = load_policy(setup.model_path, m.dtype, m.trust_remote_code)
+    if m.freeze_vision:
         freeze_vision(model)
-    if setup.gradient_checkpointing:
+    if setup.trainer.gradient_checkpointing:
         # Non-reentrant checkpointing: gradients reach trainable layers even when the inputs (embeddings of a
         # frozen tower) need none, and it composes with ZeRO-3's parameter hooks.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    if setup.lora:
-        model = apply_lora(model, **setup.lora)
+    if m.lora:
+        model = apply_lora(model, **m.lora.model_dump())
     return model
 
 
@@ -100,8 +90,8 @@ def build_engine(setup: EngineSetup, world_size: int):
     skip_shm_comm_build()  # the SFT job: Ray Train set up torch.distributed, DeepSpeed wraps it here
     torch.manual_seed(setup.seed)
     model = load_trainable_model(setup)
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=setup.lr, betas=setup.betas,
-                                  weight_decay=setup.weight_decay)
+    t = setup.trainer
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=deepspeed_config(setup, world_size))
     return engine
 
@@ -161,10 +151,10 @@ def export_hf(engine, processor: Any, path: str, rank: int, setup: EngineSetup) 
     The training model is never modified (LoRA is merged into a copy of the state dict, not in place).
     """
     model = engine.module
-    state = full_state_dict(model, rank, setup.zero_stage)
+    state = full_state_dict(model, rank, setup.trainer.zero_stage)
     if rank != 0:
         return
-    if setup.lora:
+    if setup.model.lora:
         state = merged_lora_state_dict(model, state)
         model = model.get_base_model()
     model.save_pretrained(path, state_dict=state)

@@ -20,6 +20,7 @@ from pathlib import Path
 from synergy_ray.config import SynergyConfig, validate_tree
 from synergy_ray.console import log
 from synergy_ray.core.difficulty import LEVELS
+from synergy_ray.evaluation.tables import cell, markdown_table
 from synergy_ray.run import pipeline, stages
 from synergy_ray.strategies import build, strategy_class
 
@@ -160,18 +161,15 @@ def write_outputs(reports: list, seconds: dict[str, float | None], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     rows = [accuracy_row(r, seconds.get(r.name)) | {"rl_steps_s": (rl_seconds or {}).get(r.name)} for r in reports]
     (out / "compare.json").write_text(json.dumps(rows, indent=1))
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-    lines = ["| model | L1 | L2 | L3 | L4 | L5 | all | tokens | reasoning words | train wall s | RL steps s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        cells = [fmt(r[f"L{lv}"], ".1f") for lv in LEVELS]
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['all']:.1f} | {r['tokens']:.0f} | "
-                     f"{r['reasoning_words']:.2f} | {fmt(r['wall_s'], '.0f')} | {fmt(r['rl_steps_s'], '.0f')} |")
+    head = ["model", *(f"L{lv}" for lv in LEVELS), "all", "tokens", "reasoning words", "train wall s", "RL steps s"]
+    table = markdown_table(head, [[r["model"], *(cell(r[f"L{lv}"], ".1f") for lv in LEVELS), cell(r["all"], ".1f"),
+                                   cell(r["tokens"], ".0f"), cell(r["reasoning_words"], ".2f"),
+                                   cell(r["wall_s"], ".0f"), cell(r["rl_steps_s"], ".0f")] for r in rows])
     (out / "compare.md").write_text(
         "Accuracy (%) by level (levels from the base model's pass@k). `train wall s`: the time this invocation "
         "spent on the strategy's own phases and their evaluations (`-`: every checkpoint was reused from an earlier "
         "invocation); `RL steps s`: the summed step time of its RL loop from its metrics file.\n\n"
-        + "\n".join(lines) + "\n")
+        + table + "\n")
     plot_gain(rows, out / "gain_over_base.png")
 
 

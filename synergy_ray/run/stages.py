@@ -35,12 +35,9 @@ def _run_sft_stage(cfg: SynergyConfig, start_model: str, train_path: Path, out: 
     if _done(out):
         log().info(f"[{name}] reusing {out}")
         return out
-    s = cfg.sft
     spec = spec_from_config(cfg, start_model, str(train_path), str(out),
                             metrics_path=str(out.parent / f"{name}_metrics.jsonl"), **changes)
-    result = run_sft(spec, num_workers=s.num_workers, cpus_per_worker=s.cpus_per_worker,
-                     gpus_per_worker=s.gpus_per_worker, max_failures=s.max_failures,
-                     storage_dir=str(out.parent / "ray_train"), name=name)
+    result = run_sft(spec, storage_dir=str(out.parent / "ray_train"), name=name)
     losses = [row["loss"] for row in result.history]
     if losses:
         log().info(f"[{name}] {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}"

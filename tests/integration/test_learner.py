@@ -169,9 +169,10 @@ def test_checkpointing_is_really_on(smoke_run):
     only when the knob is on."""
     from synergy_ray.model.training import EngineSetup, load_trainable_model
 
-    _, prepared = smoke_run
+    cfg, prepared = smoke_run
     for enabled, expected in ((True, 2), (False, 1)):
-        model = load_trainable_model(EngineSetup(prepared.model_path, gradient_checkpointing=enabled))
+        learner = cfg.learner.model_copy(update={"gradient_checkpointing": enabled})
+        model = load_trainable_model(EngineSetup(prepared.model_path, cfg.model, learner))
         calls = []
         model.model.text_model.layers[0].register_forward_pre_hook(lambda *a: calls.append(1))
         model.train()

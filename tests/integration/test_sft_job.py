@@ -26,9 +26,9 @@ def test_zero2_two_workers_resume_after_failure_and_export_loads_in_vllm(ray_loc
     spec = spec_from_config(
         cfg, prepared.model_path, str(prepared.train_path), str(export), target="short_solution",
         lr=3e-3, epochs=2, batch_size=8, micro_batch_size=4, zero_stage=2, checkpoint_every_steps=1,
-        crash_at_step=3,
+        num_workers=2, max_failures=1, crash_at_step=3,
     )
-    result = run_sft(spec, num_workers=2, max_failures=1, storage_dir=str(tmp_path / "ray_train"))
+    result = run_sft(spec, storage_dir=str(tmp_path / "ray_train"))
 
     # The first attempt crashed at step 3 (marker written), the second resumed from step 2's checkpoint.
     assert (tmp_path / ".sft_model.crashed").exists()
@@ -67,11 +67,11 @@ def test_single_worker_zero3_and_lora(ray_local, smoke_run, tmp_path, lora):
     cfg, prepared = smoke_run
     export = tmp_path / "model"
     changes = dict(target="short_solution", lr=3e-3 if not lora else 1e-2, epochs=2, batch_size=8,
-                   micro_batch_size=8, zero_stage=3 if not lora else 2)
+                   micro_batch_size=8, zero_stage=3 if not lora else 2, num_workers=1, cpus_per_worker=2)
     if lora:
         changes["lora"] = {"rank": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     spec = spec_from_config(cfg, prepared.model_path, str(prepared.train_path), str(export), **changes)
-    result = run_sft(spec, num_workers=1, cpus_per_worker=2, storage_dir=str(tmp_path / "ray_train"))
+    result = run_sft(spec, storage_dir=str(tmp_path / "ray_train"))
     _assert_learned(result.history, min_drop=0.05)
     init, trained = _weights(prepared.model_path), _weights(export)
     assert init.keys() == trained.keys()  # LoRA merged back: a plain checkpoint vLLM can load

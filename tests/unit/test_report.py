@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from synergy_ray.cli import main
+from synergy_ray.config import ModelConfig, SFTConfig
 from synergy_ray.core.eval_stats import Completion, score_questions, summarize_by_level
 from synergy_ray.evaluation.evaluator import EvalReport, save_report
 from synergy_ray.records import StepStats
@@ -63,7 +64,8 @@ def run_dir(tmp_path):
         for s in steps[:2] + [resumed, steps[2]]:  # resumed from step 1: step 2 logged twice, the last wins
             f.write(json.dumps(asdict(s)) + "\n")
         f.write('{"step": 4, "reward_')  # a line still being written
-    spec = SFTJobSpec(model_path="m", data_path="d", export_dir="e", metrics_path=str(run / "sft_metrics.jsonl"), log_every=100)
+    spec = SFTJobSpec(model_path="m", data_path="d", export_dir="e", model=ModelConfig(), sft=SFTConfig(),
+                      metrics_path=str(run / "sft_metrics.jsonl"), log_every=100)
     for step, loss in ((1, 9.0), (2, 3.0), (3, 0.2)):
         _log(spec, {"step": step, "epoch": 0, "loss": loss})
     return run

@@ -45,6 +45,12 @@ QUIET_LOGGERS = {  # logger -> the level below which it is silent in quiet mode
     "DeepSpeed": logging.ERROR,
     "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
 }
+QUIET_MESSAGES = {  # logger -> the start of one message it no longer says in quiet mode
+    # Ray's default for a new local cluster, said at every start. Only this message: the one that says
+    # authentication is *disabled* still shows. (Setting RAY_AUTH_MODE=token ourselves instead broke the
+    # driver's own connection to the cluster it started.)
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+}
 
 
 class _Stdout(logging.StreamHandler):
@@ -122,6 +128,10 @@ def _quiet_loggers() -> None:
         # this runs).
         if not any(isinstance(f, _Below) for f in logger.filters):
             logger.addFilter(_Below(level))
+    for name, start in QUIET_MESSAGES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Saying) for f in logger.filters):
+            logger.addFilter(_Saying(start))
 
 
 class _Below(logging.Filter):
@@ -133,6 +143,17 @@ class _Below(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= self.level
+
+
+class _Saying(logging.Filter):
+    """Drops records whose message starts with `start`."""
+
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
 
 
 def worker_env() -> dict[str, str]:

@@ -24,9 +24,6 @@ def connect(cfg: SynergyConfig) -> None:
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level=level)
     else:
-        # A new local cluster turns token authentication on by default and warns that it did; saying so
-        # ourselves keeps Ray's default without the warning (RAY_AUTH_MODE=disabled in the environment wins).
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(num_cpus=cfg.cluster.num_cpus, runtime_env=runtime_env, include_dashboard=False,
                  log_to_driver=True, logging_level=level)
 

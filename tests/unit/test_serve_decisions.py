@@ -11,11 +11,8 @@ from PIL import Image
 from synergy_ray.config import ConfigError, ServeConfig, load_config
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
-from synergy_ray.serving.plan import check_fits, deployment_options, find_models
-from synergy_ray.serving.protocol import (
-    MAX_N, check_bearer, chat_response, key_digest, parse_request, required_key_digest, sampling_kwargs,
-    template_messages, Choice,
-)
+from synergy_ray.serving.plan import check_fits, server_options, find_models
+from synergy_ray.serving.protocol import check_bearer, key_digest, required_key_digest
 
 
 def _png(color=(255, 0, 0), size=8) -> bytes:
@@ -108,58 +105,59 @@ def test_files_that_are_not_images_too_big_or_missing(image_dirs):
         assert err.status == status and words in err.message, name
 
 
-# ---------------------------------------------------------------- requests
+# ---------------------------------------------------------------- requests (our checks over ray.serve.llm)
 
 
-def _body(**fields) -> bytes:
-    import json
+def _ingress(policy, seeds_supported=False):
+    from synergy_ray.serving.app import Ingress
 
-    request = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
-    request.update(fields)
-    return json.dumps({k: v for k, v in request.items() if v is not None}).encode()
+    return Ingress({"tiny": None, "base": None}, {"tiny": None, "base": None}, policy=policy,
+                   seeds_supported=seeds_supported)
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"{not json", "invalid request: body: Invalid JSON"),
-    (_body(messages=None), "messages: Field required"),
-    (_body(messages=[]), "messages: List should have at least 1 item"),
-    (_body(model=None), "model: Field required"),
-    (_body(n=0), "n: Input should be greater than or equal to 1"),
-    (_body(n=MAX_N + 1), f"n: Input should be less than or equal to {MAX_N}"),
-    (_body(temperature=-1), "temperature: Input should be greater than or equal to 0"),
-    (_body(messages=[{"role": "robot", "content": "hi"}]), "messages.0.role"),
-    (_body(messages=[{"role": "user", "content": [{"type": "audio", "data": "x"}]}]), "messages.0.content"),
-    (_body(stream=True), "stream: streaming responses are not supported"),
+def _chat(**fields):
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+    return ChatCompletionRequest.model_validate({"model": "base", "messages": [{"role": "user", "content": "hi"}],
+                                                 **fields})
+
+
+@pytest.mark.parametrize("fields, status, words", [
+    ({"model": "nope"}, 404, "model: 'nope' is not served here; served: tiny, base"),
+    ({"model": None}, 400, "model: required; served: tiny, base"),
+    ({"n": 0}, 400, "n: must be between 1 and 64"),
+    ({"n": 65}, 400, "n: must be between 1 and 64"),
+    ({"seed": 1}, 400, "seeds are not supported on vLLM-CPU"),
 ])
-def test_malformed_requests_name_the_field(body, words):
-    err = _refusal(parse_request, body)
-    assert err.status == 400 and words in err.message
+def test_requests_the_layer_refuses(image_dirs, fields, status, words):
+    err = _refusal(_ingress(image_dirs[2])._check, _chat(**fields))
+    assert err.status == status and words in err.message
+    _ingress(image_dirs[2], seeds_supported=True)._check(_chat(seed=1, n=64))  # fine where seeds work
 
 
-def test_messages_become_template_parts_with_images_in_place():
-    request = parse_request(_body(messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
-                                     {"type": "text", "text": "What is red?"}]},
-    ], n=4, temperature=0.6, top_p=0.95, top_k=20, max_tokens=32, unknown_field="ignored"))
-    messages, urls = template_messages(request)
-    assert messages == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is red?"}]},
-    ]
-    assert urls == ["data:image/png;base64,AA"]
-    assert sampling_kwargs(request) == dict(n=4, temperature=0.6, top_p=0.95, top_k=20, max_tokens=32, stop=None,
-                                            seed=None)
-    newer = parse_request(_body(max_tokens=32, max_completion_tokens=8))
-    assert sampling_kwargs(newer)["max_tokens"] == 8
+def _image_message(*urls, extra=()):
+    return [{"role": "user", "content": [*({"type": "image_url", "image_url": {"url": u}} for u in urls),
+                                         *extra, {"type": "text", "text": "What is red?"}]}]
 
 
-def test_response_has_the_openai_shape():
-    out = chat_response("base", [Choice("a", "stop", 3), Choice("bb", "length", 5)], prompt_tokens=11)
-    assert out["object"] == "chat.completion" and out["model"] == "base" and out["id"].startswith("chatcmpl-")
-    assert [(c["index"], c["message"], c["finish_reason"]) for c in out["choices"]] == [
-        (0, {"role": "assistant", "content": "a"}, "stop"), (1, {"role": "assistant", "content": "bb"}, "length")]
-    assert out["usage"] == {"prompt_tokens": 11, "completion_tokens": 8, "total_tokens": 19}
+def test_images_are_read_under_our_policy_and_handed_on_as_their_pixels(image_dirs):
+    import asyncio
+
+    allowed, outside, policy = image_dirs
+    ingress = _ingress(policy)
+    messages = _image_message(str(allowed / "red.png"))
+    asyncio.run(ingress._images(messages))
+    url = messages[0]["content"][0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")  # vLLM opens no path and fetches no host itself
+    assert load_image(url, policy).tobytes() == Image.open(allowed / "red.png").convert("RGB").tobytes()
+    for urls, extra, status, words in [
+        ((str(outside / "secret.png"),), (), 403, "outside the directories"),
+        (("https://example.com/a.png",), (), 400, ""),
+        ((_data_url(_png()),) * 2, (), 400, "at most 1"),
+        ((), ({"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}},), 400, "'input_audio'"),
+    ]:
+        err = _refusal(lambda m: asyncio.run(ingress._images(m)), _image_message(*urls, extra=extra))
+        assert err.status == status and words in err.message, (urls, err.status, err.message)
 
 
 # ---------------------------------------------------------------- the API key
@@ -218,13 +216,15 @@ def test_what_cannot_be_served(tmp_path, make, names, words):
 
 
 def test_fixed_replicas_or_autoscaling():
-    fixed = deployment_options(ServeConfig(num_replicas=2, min_replicas=2, max_replicas=2, cpus_per_replica=0.5))
-    assert fixed == {"ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0}, "max_ongoing_requests": 16,
-                     "num_replicas": 2}
-    scaled = deployment_options(ServeConfig(num_replicas=2, min_replicas=1, max_replicas=4,
-                                            target_ongoing_requests=3))
+    fixed, placement = server_options(ServeConfig(num_replicas=2, min_replicas=2, max_replicas=2,
+                                                  cpus_per_replica=0.5))
+    assert fixed == {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": 16, "num_replicas": 2}
+    assert placement == {"bundles": [{"CPU": 0.5}]}  # a replica costs cpus_per_replica, its actor nothing more
+    scaled, placement = server_options(ServeConfig(num_replicas=2, min_replicas=1, max_replicas=4,
+                                                   target_ongoing_requests=3, gpus_per_replica=1))
     assert "num_replicas" not in scaled and scaled["autoscaling_config"] == {
         "min_replicas": 1, "max_replicas": 4, "initial_replicas": 2, "target_ongoing_requests": 3}
+    assert placement == {"bundles": [{"CPU": 1.0, "GPU": 1}]}
 
 
 def test_replica_bounds_are_validated():
@@ -244,9 +244,10 @@ def test_a_plan_that_cannot_be_placed_is_refused():
 # ---------------------------------------------------------------- the client side of eval --endpoint
 
 
-def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
-    """What `eval --endpoint` sends, parsed and rendered the way the server does, is the training prompt."""
-    import json
+def test_an_endpoint_question_carries_the_offline_prompt_and_pixels():
+    """What `eval --endpoint` sends, rendered by the model's template the way vLLM's chat path renders OpenAI
+    content parts, is the training prompt; its image reaches the engine as the same pixels."""
+    import asyncio
 
     from synergy_ray.config import PAPER_PROMPT_SUFFIX, TinyVLMConfig
     from synergy_ray.evaluation.endpoint_eval import question_messages
@@ -256,10 +257,13 @@ def test_an_endpoint_question_renders_to_the_offline_prompt_and_pixels():
     processor = build_processor(TinyVLMConfig())
     image = Image.new("RGB", (32, 32), (10, 200, 30))
     row = {"question": "What is the green digit?", "image": image}
-    body = json.dumps({"model": "m", "messages": question_messages(row, PAPER_PROMPT_SUFFIX)}).encode()
-    messages, urls = template_messages(parse_request(body))
-    assert chat_text(processor, messages) == prompt_text(processor, row["question"], PAPER_PROMPT_SUFFIX)
-    assert load_image(urls[0], ImagePolicy.create([], 4096)).tobytes() == image.tobytes()
+    messages = question_messages(row, PAPER_PROMPT_SUFFIX)
+    rendered = [{**m, "content": [{"type": "image"} if p["type"] == "image_url" else p for p in m["content"]]}
+                for m in messages]
+    assert chat_text(processor, rendered) == prompt_text(processor, row["question"], PAPER_PROMPT_SUFFIX)
+    asyncio.run(_ingress(ImagePolicy.create([], 4096))._images(messages))
+    url = messages[0]["content"][0]["image_url"]["url"]
+    assert load_image(url, ImagePolicy.create([], 4096)).tobytes() == image.tobytes()
 
 
 def test_the_served_report_never_takes_the_offline_name():
@@ -309,27 +313,43 @@ def _image_refusal(url, policy) -> RequestError:
     raise AssertionError("accepted")
 
 
-def test_request_bodies_are_capped_declared_or_streamed():
+def _through_guard(chunks, declared=None, authorization=None, limit=4, digest=None):
+    """What the Guard middleware answers, and the body the app behind it received (None: it was not called)."""
     import asyncio
+    import json
 
-    from starlette.requests import Request
+    from synergy_ray.serving.app import Guard
 
-    from synergy_ray.serving.app import _capped_body
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+    headers += [(b"authorization", authorization.encode())] if authorization else []
+    seen, sent = {}, []
 
-    def request(chunks, declared=None):
-        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
-        headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+    async def app(scope, receive, send):
+        seen["body"] = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
 
-        async def receive():
-            return messages.pop(0)
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-        return Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
+    async def send(message):
+        sent.append(message)
 
-    assert asyncio.run(_capped_body(request([b"ab", b"cd"]), 4)) == b"abcd"
-    for r in (request([b"x"], declared=5), request([b"abc", b"de"])):
-        with pytest.raises(RequestError) as err:
-            asyncio.run(_capped_body(r, 4))
-        assert err.value.status == 413
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers}
+    asyncio.run(Guard(app, digest, limit)(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body), seen.get("body")
+
+
+def test_request_bodies_are_capped_declared_or_streamed_and_the_key_checked_first():
+    assert _through_guard([b"ab", b"cd"]) == (200, {}, b"abcd")  # read once, handed on whole
+    for status, body, passed in (_through_guard([b"x"], declared=5), _through_guard([b"abc", b"de"])):
+        assert status == 413 and "larger than" in body["error"]["message"] and passed is None
+    digest = key_digest("s3cret")
+    assert _through_guard([b"ab"], authorization="Bearer s3cret", digest=digest)[0] == 200
+    status, body, passed = _through_guard([b"ab"], authorization="Bearer nope", digest=digest)
+    assert (status, body["error"]["message"], passed) == (401, "invalid API key", None)
 
 
 @pytest.mark.parametrize("port", ["0", "-1", "99999", "http"])

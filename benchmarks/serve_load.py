@@ -1,0 +1,238 @@
+"""Serving under load: `synergy-ray serve` (ray.serve.llm plus our layer) against bare vLLM on one checkpoint.
+
+    python -m benchmarks.serve_load [--requests 64] [--tokens 32] [--repeats 2] [--quick]
+
+Both arms answer the same requests: one held-out question with its image each, chat-templated, every completion
+exactly `--tokens` long (min_tokens = max_tokens, so both sides generate the same number of tokens), streamed so
+that the time to the first token is seen. At each concurrency (1, 8, 32) `--requests` requests are sent with at
+most that many in flight.
+
+* `bare`: vLLM's `AsyncLLMEngine` in this process (`model.engine.build_async_engine`, the engine settings offline
+  evaluation uses), the prompt rendered by `prompting.chat_text`, the image as a PIL image.
+* `served`: `serving.app.start` on a local Ray (one replica, `serve.cpus_per_replica`), the official `openai`
+  client over HTTP on loopback with a data-URL image and the bearer key on: HTTP, our checks, the image read and
+  re-encoded, ray.serve.llm's router and replica, and the same vLLM.
+
+Only one engine runs at a time (the machine has 2 cores), so each arm starts its own engine per block and the
+blocks alternate: bare, served, bare, served, ... Reported per arm and concurrency: p50 / p99 latency, p50 time
+to first token, output tokens/s (the block's tokens over its wall time), errors; and served/bare throughput.
+Goal: at concurrency 32 the served throughput is at least 0.8 of bare vLLM's, with zero errors, and the server
+still answers afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import os
+import secrets
+import socket
+import time
+import uuid
+
+from benchmarks.common import format_table, interleaved, median, ratio, write_result
+from benchmarks.workload import bench_config, quiet_env
+
+ARMS = ("bare", "served")
+CONCURRENCY = (1, 8, 32)
+KEY_ENV = "SYNERGY_RAY_BENCH_SERVE_KEY"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=64, help="requests per concurrency level")
+    p.add_argument("--tokens", type=int, default=32, help="completion length (min_tokens = max_tokens)")
+    p.add_argument("--repeats", type=int, default=2, help="blocks per arm, alternated")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process")
+    p.add_argument("--work-dir", default="runs/bench")
+    p.add_argument("--quick", action="store_true", help="32 requests x 16 tokens, 1 block per arm")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.requests, args.tokens, args.repeats = 32, 16, 1
+    return args
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def summarize_level(results: list[dict], seconds: float) -> dict:
+    """One block at one concurrency: latency and first-token percentiles, throughput, errors."""
+    ok = [r for r in results if r.get("error") is None]
+    return {"requests": len(results), "errors": len(results) - len(ok), "seconds": seconds,
+            "output_tokens": sum(r["tokens"] for r in ok),
+            "tokens_per_s": sum(r["tokens"] for r in ok) / seconds if seconds > 0 else None,
+            "latency_p50_s": percentile([r["latency"] for r in ok], 50),
+            "latency_p99_s": percentile([r["latency"] for r in ok], 99),
+            "ttft_p50_s": percentile([r["ttft"] for r in ok if r["ttft"] is not None], 50),
+            "error_samples": [r["error"] for r in results if r.get("error")][:3]}
+
+
+async def _load(one, n_requests: int, concurrency: int) -> tuple[list[dict], float]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def guarded(i):
+        async with gate:
+            start = time.perf_counter()
+            try:
+                ttft, tokens = await one(i, start)
+                return {"latency": time.perf_counter() - start, "ttft": ttft, "tokens": tokens}
+            except Exception as err:  # counted and reported, never hidden
+                return {"error": f"{type(err).__name__}: {err}"[:300]}
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(guarded(i) for i in range(n_requests)))
+    return list(results), time.perf_counter() - start
+
+
+def _data_url(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def bare_block(cfg, model_path: str, rows: list[dict], args) -> dict:
+    from transformers import AutoProcessor
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from synergy_ray.model.engine import build_async_engine
+    from synergy_ray.model.prompting import prompt_text
+
+    processor = AutoProcessor.from_pretrained(model_path)
+    requests = [{"prompt": prompt_text(processor, r["question"], cfg.data.prompt_suffix),
+                 "multi_modal_data": {"image": r["image"]}} for r in rows]
+    params = SamplingParams(max_tokens=args.tokens, min_tokens=args.tokens, temperature=1.0,
+                            output_kind=RequestOutputKind.DELTA)
+
+    async def run() -> dict:
+        engine = build_async_engine(model_path, cfg.rollout, cfg.model.dtype, cfg.run.seed)
+        try:
+            async def one(i, start):
+                ttft, tokens = None, 0
+                async for out in engine.generate(requests[i % len(requests)], params, request_id=uuid.uuid4().hex):
+                    got = len(out.outputs[0].token_ids)
+                    if got and ttft is None:
+                        ttft = time.perf_counter() - start
+                    tokens += got
+                return ttft, tokens
+
+            await _load(one, 4, 4)  # warm-up
+            return {c: summarize_level(*await _load(one, args.requests, c)) for c in CONCURRENCY}
+        finally:
+            engine.shutdown()
+
+    return asyncio.run(run())
+
+
+def served_block(cfg, model_path: str, rows: list[dict], args) -> dict:
+    import httpx
+    import openai
+    from ray import serve
+
+    from synergy_ray.cluster.ray_session import connect
+    from synergy_ray.evaluation.endpoint_eval import question_messages
+    from synergy_ray.serving.app import start
+
+    connect(cfg)
+    url = start(cfg, {"bench": model_path})
+    messages = [question_messages(r, cfg.data.prompt_suffix) for r in rows]
+
+    async def run() -> dict:
+        client = openai.AsyncOpenAI(base_url=url, api_key=os.environ[KEY_ENV], max_retries=0,
+                                    http_client=openai.DefaultAsyncHttpxClient(
+                                        limits=httpx.Limits(max_connections=64), timeout=600))
+
+        async def one(i, start):
+            ttft, tokens = None, 0
+            stream = await client.chat.completions.create(
+                model="bench", messages=messages[i % len(messages)], max_tokens=args.tokens, temperature=1.0,
+                stream=True, stream_options={"include_usage": True}, extra_body={"min_tokens": args.tokens})
+            async for chunk in stream:
+                if ttft is None and chunk.choices and chunk.choices[0].delta.content:
+                    ttft = time.perf_counter() - start
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+            return ttft, tokens
+
+        await _load(one, 4, 4)  # warm-up
+        levels = {c: summarize_level(*await _load(one, args.requests, c)) for c in CONCURRENCY}
+        alive = [m.id for m in (await client.models.list()).data] == ["bench"]
+        await client.close()
+        return {**levels, "alive_after": alive}
+
+    try:
+        return asyncio.run(run())
+    finally:
+        serve.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    quiet_env(args.threads)
+    os.environ[KEY_ENV] = secrets.token_hex(16)
+
+    import datasets
+
+    from synergy_ray.run import pipeline
+
+    cfg = bench_config("tiny", args.work_dir, ["rollout.max_num_seqs=32", f"serve.port={_free_port()}",
+                                               f"serve.api_key_env={KEY_ENV}", "serve.cpus_per_replica=1"])
+    prepared = pipeline.prepare(cfg)
+    data = datasets.load_from_disk(str(prepared.eval_path))
+    rows = [data[i] for i in range(min(len(data), 16))]
+
+    blocks: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    for _, arm in interleaved(ARMS, args.repeats):
+        block = bare_block if arm == "bare" else served_block
+        blocks[arm].append(block(cfg, prepared.model_path, rows, args))
+        print(f"[serve_load] {arm} block {len(blocks[arm])}/{args.repeats} done", flush=True)
+
+    summary: dict = {"tokens_per_s_median": {}, "served_over_bare": {}, "errors": {}}
+    rows_out = []
+    for c in CONCURRENCY:
+        for arm in ARMS:
+            levels = [b[c] for b in blocks[arm]]
+            tps = median([lv["tokens_per_s"] for lv in levels if lv["tokens_per_s"] is not None])
+            summary["tokens_per_s_median"][f"{arm}@{c}"] = tps
+            summary["errors"][f"{arm}@{c}"] = sum(lv["errors"] for lv in levels)
+            rows_out.append([arm, c, sum(lv["requests"] for lv in levels), summary["errors"][f"{arm}@{c}"],
+                             median([lv["latency_p50_s"] for lv in levels if lv["latency_p50_s"] is not None]),
+                             median([lv["latency_p99_s"] for lv in levels if lv["latency_p99_s"] is not None]),
+                             median([lv["ttft_p50_s"] for lv in levels if lv["ttft_p50_s"] is not None]), tps])
+        summary["served_over_bare"][c] = ratio(summary["tokens_per_s_median"][f"served@{c}"],
+                                               summary["tokens_per_s_median"][f"bare@{c}"])
+    summary["alive_after"] = all(b["alive_after"] for b in blocks["served"])
+    at_32 = summary["served_over_bare"][32]
+    summary["goal_met"] = bool(at_32 is not None and at_32 >= 0.8 and summary["alive_after"]
+                               and not any(summary["errors"].values()))
+    print(format_table(["arm", "concurrency", "requests", "errors", "latency p50 s", "latency p99 s",
+                        "first token p50 s", "output tokens/s"], rows_out))
+    print(format_table(["concurrency", "served / bare throughput"],
+                       [[c, summary["served_over_bare"][c]] for c in CONCURRENCY]))
+    print(f"server alive after the load: {summary['alive_after']}; goal (>= 0.8 at 32, no errors): "
+          f"{'met' if summary['goal_met'] else 'missed'}")
+    settings = {"model": "tiny", "parameters": prepared.num_parameters, "requests": args.requests,
+                "tokens": args.tokens, "repeats": args.repeats, "concurrency": list(CONCURRENCY),
+                "temperature": 1.0, "max_num_seqs": cfg.rollout.max_num_seqs, "threads": args.threads,
+                "cpus_per_replica": cfg.serve.cpus_per_replica, "order": " ".join(ARMS) + " repeated",
+                "command": "python -m benchmarks.serve_load" + (" --quick" if args.quick else "")}
+    path = write_result("serve_load" + ("_quick" if args.quick else ""), settings, {**summary, "blocks": blocks})
+    print(f"wrote {path}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,7 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionReq
 
 from synergy_ray.cluster.ray_session import connect
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import worker_env
 from synergy_ray.model.engine import IMAGES_PER_PROMPT, engine_kwargs
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
@@ -189,7 +190,9 @@ def llm_config(cfg: SynergyConfig, name: str, path: str) -> LLMConfig:
         **({} if cfg.serve.gpus_per_replica else {"accelerator_config": {"kind": "cpu"}}),
         placement_group_config=placement,
         deployment_config=deployment,
-        runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": str(cfg.rollout.cpu_kvcache_space_gib)}},
+        # Replaces the job's env_vars in the replica (ray.serve.llm merges runtime envs key by key), so our quiet
+        # settings and log level travel here again.
+        runtime_env={"env_vars": {**worker_env(), "VLLM_CPU_KVCACHE_SPACE": str(cfg.rollout.cpu_kvcache_space_gib)}},
         server_cls=Server,
         log_engine_metrics=False,
     )

@@ -13,8 +13,14 @@ import io
 import json
 import math
 import os
+import queue
 import secrets
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -30,6 +36,7 @@ pytestmark = pytest.mark.slow
 K = 16  # samples per question in the sampled comparison (the paper's k)
 Z = 4.0  # standard errors allowed between the two accuracy estimates (see `noise_bound`)
 KEY_ENV = "SYNERGY_RAY_TEST_SERVE_KEY"
+ROOT = Path(__file__).resolve().parents[2]
 MAX_IMAGE_BYTES = 16 * 1024
 
 
@@ -93,14 +100,40 @@ def offline(cfg, smoke_run, smoke_base):
 
 
 @pytest.fixture(scope="module")
-def served(ray_local, cfg, tiny_vlm_dir, smoke_base, offline):
-    from ray import serve
+def server(cfg, tiny_vlm_dir, smoke_base, offline, tmp_path_factory):
+    """`synergy-ray serve` as a user starts it: its own process (and its own local Ray), two checkpoints under
+    two names; up when it prints its URL. Yields (url, process, the moment it started)."""
+    config = tmp_path_factory.mktemp("serve_cfg") / "serve.yaml"
+    config.write_text(dump_config(cfg))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    started = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synergy_ray.cli", "serve", str(tiny_vlm_dir), str(smoke_base), "--name", "tiny",
+         "--name", "base", "--config", str(config)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    seen, deadline = [], time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen.append(lines.get(timeout=1))
+        except queue.Empty:
+            continue
+        if "OpenAI-compatible API at " in seen[-1]:
+            break
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("serve did not come up:\n" + "".join(seen[-40:]))
+    url = seen[-1].split("OpenAI-compatible API at ", 1)[1].split()[0]
+    yield url, proc, started
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
 
-    from synergy_ray.serving.app import start
 
-    url = start(cfg, {"tiny": str(tiny_vlm_dir), "base": str(smoke_base)})
-    yield url
-    serve.shutdown()
+@pytest.fixture(scope="module")
+def served(server):
+    return server[0]
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +272,8 @@ def _post(url: str, body, key: str | None, raw: bytes | None = None) -> httpx.Re
     return httpx.post(url, json=body, headers=headers, timeout=60)
 
 
-def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(served, image_dirs):
-    from ray._private import worker
-
+def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(server, image_dirs):
+    served, _, started = server
     allowed, outside = image_dirs
     key = os.environ[KEY_ENV]
     url = f"{served}/chat/completions"
@@ -296,33 +328,32 @@ def test_bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving(served, 
     good = _post(url, request(_data_url(_png())), key)
     assert good.status_code == 200 and good.json()["choices"][0]["message"]["content"]
 
-    # The key never reaches a log: the gateway holds only its digest.
-    logs = Path(worker._global_node.get_logs_dir_path())
-    leaked = [p.name for p in logs.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    # The key never reaches a log: the server holds only its digest. Its Ray's logs: the sessions started since.
+    sessions = [d for d in Path("/tmp/ray").glob("session_2*") if d.stat().st_mtime >= started - 1]
+    assert sessions, "the server's Ray logs were not found: the check below would mean nothing"
+    leaked = [p.name for d in sessions for p in (d / "logs").rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaked == []
 
 
-def _engine_processes() -> list[int]:
+def _session_processes(sid: int) -> list[str]:
     found = []
-    for comm in Path("/proc").glob("[0-9]*/cmdline"):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if b"EngineCore" in comm.read_bytes():
-                found.append(int(comm.parent.name))
-        except OSError:
+            if int(stat.read_text().rsplit(")", 1)[-1].split()[3]) == sid:  # field 6 of stat: the session id
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except (OSError, IndexError, ValueError):
             continue
     return found
 
 
-def test_shutdown_leaves_no_engine_process(served, client):
-    """Last in this module: Serve's shutdown (what `synergy-ray serve` does on Ctrl-C or SIGTERM) stops every
-    model's vLLM engine process, not only the replicas."""
-    import time
-
-    from ray import serve
-
-    assert _engine_processes(), "no engine process found while serving: the check below would mean nothing"
-    serve.shutdown()
+def test_sigterm_stops_the_server_and_every_engine_process(server, client):
+    """Last in this module: `kill` (SIGTERM) of `synergy-ray serve` stops it, and no process it started (its
+    Ray, the replicas, every model's vLLM engine processes) is left."""
+    _, proc, _ = server
+    assert any("EngineCore" in p for p in _session_processes(proc.pid)), "no engine process while serving"
+    proc.send_signal(signal.SIGTERM)  # to the command only, as `kill PID` does
+    assert proc.wait(timeout=90) == 0
     deadline = time.monotonic() + 30
-    while _engine_processes() and time.monotonic() < deadline:
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _engine_processes() == []
+    assert _session_processes(proc.pid) == []

@@ -68,3 +68,17 @@ def test_peak_memory_counts_live_children():
     finally:
         child.kill()
         child.wait()
+
+
+def test_serve_load_percentiles_and_level_summary():
+    from benchmarks.serve_load import percentile, summarize_level
+
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50.0, 99.0, 100.0)
+    assert percentile([3.0], 99) == 3.0 and percentile([], 50) is None
+    results = [{"latency": 1.0, "ttft": 0.1, "tokens": 10}, {"latency": 3.0, "ttft": None, "tokens": 30},
+               {"error": "APIConnectionError: refused"}]
+    level = summarize_level(results, seconds=2.0)
+    assert (level["requests"], level["errors"], level["output_tokens"], level["tokens_per_s"]) == (3, 1, 40, 20.0)
+    assert (level["latency_p50_s"], level["latency_p99_s"], level["ttft_p50_s"]) == (1.0, 3.0, 0.1)
+    assert level["error_samples"] == ["APIConnectionError: refused"]

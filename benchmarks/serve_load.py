@@ -204,8 +204,10 @@ def main(argv=None) -> dict:
 
     from synergy_ray.run import pipeline
 
-    cfg = bench_config(args.size, args.work_dir, ["rollout.max_num_seqs=32", f"serve.api_key_env={KEY_ENV}",
-                                               "serve.cpus_per_replica=1"])
+    # Equal settings: the replica admits as many requests as the engine batches (serve.max_ongoing_requests
+    # defaults to 16, which would queue half of concurrency 32 in Serve while bare vLLM batches all of them).
+    cfg = bench_config(args.size, args.work_dir, ["rollout.max_num_seqs=32", "serve.max_ongoing_requests=32",
+                                                  f"serve.api_key_env={KEY_ENV}", "serve.cpus_per_replica=1"])
     prepared = pipeline.prepare(cfg)
     data = datasets.load_from_disk(str(prepared.eval_path))
     rows = [data[i] for i in range(min(len(data), 16))]
@@ -243,6 +245,7 @@ def main(argv=None) -> dict:
     settings = {"model": args.size, "parameters": prepared.num_parameters, "requests": args.requests,
                 "tokens": args.tokens, "repeats": args.repeats, "concurrency": list(CONCURRENCY),
                 "temperature": 1.0, "max_num_seqs": cfg.rollout.max_num_seqs, "threads": args.threads,
+                "max_ongoing_requests": cfg.serve.max_ongoing_requests,
                 "cpus_per_replica": cfg.serve.cpus_per_replica, "order": " ".join(ARMS) + " repeated",
                 "modes": list(MODES),
                 "command": f"python -m benchmarks.serve_load --size {args.size}" + (" --quick" if args.quick else "")}

@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`leftovers.stop_on_sigterm`)
         what = "terminated" if was_terminated() else "interrupted"
-        print(f"\nsynergy-ray: {what}; the same command resumes from the last checkpoint", file=sys.stderr)
+        resumes = "" if args.command == "serve" else "; the same command resumes from the last checkpoint"
+        print(f"\nsynergy-ray: {what}{resumes}", file=sys.stderr)
         return EXIT_TERMINATED if was_terminated() else EXIT_INTERRUPTED
 
 

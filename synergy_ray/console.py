@@ -44,6 +44,11 @@ QUIET_LOGGERS = {  # logger -> the level below which it is silent in quiet mode
     "vllm": logging.ERROR,
     "DeepSpeed": logging.ERROR,
     "ray.train.v2._internal.execution.controller.placement_group_cleaner": logging.ERROR,
+    # Serve in the driver: "Started Serve", "is ready", and each deployment's options, which ray.serve.llm's
+    # builders pprint through loggers of their own (they do not propagate to "ray.serve").
+    "ray.serve": logging.WARNING,
+    "ray.serve.ray.llm._internal.serve.core.server.builder": logging.WARNING,
+    "ray.serve.ray.llm._internal.serve.core.ingress.builder": logging.WARNING,
 }
 QUIET_MESSAGES = {  # logger -> the start of one message it no longer says in quiet mode
     # Ray's default for a new local cluster, said at every start. Only this message: the one that says

@@ -40,7 +40,7 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionReq
 
 from synergy_ray.cluster.ray_session import connect
 from synergy_ray.config import SynergyConfig
-from synergy_ray.console import worker_env
+from synergy_ray.console import quiet, worker_env
 from synergy_ray.model.engine import IMAGES_PER_PROMPT, engine_kwargs
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
@@ -240,8 +240,10 @@ def start(cfg: SynergyConfig, models: dict[str, str], port: int | None = None) -
     check_fits(len(models), cfg.serve, resources.get("CPU", 0.0), resources.get("GPU", 0.0))
     app = build_app(cfg, models)  # before anything starts: a missing API key stops here
     _check_port_free(host, port)
-    serve.start(http_options={"host": host, "port": port})
-    serve.run(app, name=APP_NAME, route_prefix="/")
+    # Serve's controller, proxy and replicas log every step and request at INFO; with --verbose they do again.
+    logging = {"log_level": "WARNING", "enable_access_log": False} if quiet() else None
+    serve.start(http_options={"host": host, "port": port}, logging_config=logging)
+    serve.run(app, name=APP_NAME, route_prefix="/", logging_config=logging)
     return f"http://{host}:{port}/v1"
 
 

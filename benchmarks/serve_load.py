@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import io
+import json
 import math
 import os
 import secrets
@@ -49,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=32, help="completion length (min_tokens = max_tokens)")
     p.add_argument("--repeats", type=int, default=2, help="blocks per arm, alternated")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process")
+    p.add_argument("--client", default="openai", choices=["openai", "raw"],
+                   help="the served arm's client: the official openai client, or plain httpx decoding only the "
+                        "lines it needs (it shares the 2 cores with the server)")
     p.add_argument("--work-dir", default="runs/bench")
     p.add_argument("--quick", action="store_true", help="32 requests x 16 tokens, 1 block per arm")
     args = p.parse_args(argv)
@@ -159,7 +163,13 @@ def served_block(cfg, model_path: str, rows: list[dict], args) -> dict:
                                     http_client=openai.DefaultAsyncHttpxClient(
                                         limits=httpx.Limits(max_connections=64), timeout=600))
 
+        raw = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {os.environ[KEY_ENV]}"},
+                                limits=httpx.Limits(max_connections=64), timeout=600)
+
         def one(mode):
+            if args.client == "raw":
+                return raw_call(mode)
+
             async def call(i, start):
                 ask = dict(model="bench", messages=messages[i % len(messages)], max_tokens=args.tokens,
                            temperature=1.0, extra_body={"min_tokens": args.tokens})
@@ -176,11 +186,36 @@ def served_block(cfg, model_path: str, rows: list[dict], args) -> dict:
                 return ttft, tokens
             return call
 
+        def raw_call(mode):
+            """The same request over plain httpx, reading the event stream line by line and decoding only the
+            lines it needs (up to the first content, and the usage): a client that costs the shared cores less."""
+            async def call(i, start):
+                body = {"model": "bench", "messages": messages[i % len(messages)], "max_tokens": args.tokens,
+                        "temperature": 1.0, "min_tokens": args.tokens}
+                if mode == "whole":
+                    response = await raw.post("/chat/completions", json=body)
+                    response.raise_for_status()
+                    return None, response.json()["usage"]["completion_tokens"]
+                ttft, tokens = None, 0
+                body.update(stream=True, stream_options={"include_usage": True})
+                async with raw.stream("POST", "/chat/completions", json=body) as response:
+                    response.raise_for_status()
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data: {"):
+                            continue
+                        if ttft is None and '"content":"' in line and '"content":""' not in line:
+                            ttft = time.perf_counter() - start
+                        if '"usage":{' in line:
+                            tokens = json.loads(line[6:])["usage"]["completion_tokens"]
+                return ttft, tokens
+            return call
+
         await _load(one("stream"), 4, 4)  # warm-up
         levels = {f"{mode}@{c}": summarize_level(*await _load(one(mode), args.requests, c))
                   for mode in MODES for c in CONCURRENCY}
         alive = [m.id for m in (await client.models.list()).data] == ["bench"]
         await client.close()
+        await raw.aclose()
         return {**levels, "alive_after": alive}
 
     try:
@@ -245,11 +280,14 @@ def main(argv=None) -> dict:
     settings = {"model": args.size, "parameters": prepared.num_parameters, "requests": args.requests,
                 "tokens": args.tokens, "repeats": args.repeats, "concurrency": list(CONCURRENCY),
                 "temperature": 1.0, "max_num_seqs": cfg.rollout.max_num_seqs, "threads": args.threads,
-                "max_ongoing_requests": cfg.serve.max_ongoing_requests,
+                "max_ongoing_requests": cfg.serve.max_ongoing_requests, "client": args.client,
                 "cpus_per_replica": cfg.serve.cpus_per_replica, "order": " ".join(ARMS) + " repeated",
                 "modes": list(MODES),
-                "command": f"python -m benchmarks.serve_load --size {args.size}" + (" --quick" if args.quick else "")}
-    path = write_result(f"serve_load_{args.size}" + ("_quick" if args.quick else ""), settings,
+                "command": f"python -m benchmarks.serve_load --size {args.size} --client {args.client}"
+                           + (" --quick" if args.quick else f" --requests {args.requests} --tokens {args.tokens} "
+                                                            f"--repeats {args.repeats}")}
+    suffix = "" if args.client == "openai" else f"_{args.client}"
+    path = write_result(f"serve_load_{args.size}{suffix}" + ("_quick" if args.quick else ""), settings,
                         {**summary, "blocks": blocks})
     print(f"wrote {path}")
     return summary

@@ -162,8 +162,8 @@ class Ingress(OpenAiIngress):
                                     f"{IMAGES_PER_PROMPT} per request")
         for part in images:
             url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
-            image = await asyncio.to_thread(load_image, str(url), self.policy)
-            part["image_url"] = {"url": png_data_url(image)}
+            # Reading, decoding and re-encoding off the router's event loop: a large image must not stall others.
+            part["image_url"] = {"url": await asyncio.to_thread(lambda: png_data_url(load_image(str(url), self.policy)))}
 
 
 class Server(LLMServer):

@@ -1,2 +1,3 @@
-"""The serve app role: `app` holds the Ray Serve deployments (gateway and one vLLM engine per model); the other
-modules are its pure checks (request schema, images and allowed directories, what fits where)."""
+"""The serve app role: `app` builds the app on `ray.serve.llm` (its OpenAI router with our checks in front, one
+`LLMServer` per model); the other modules are its pure checks (the API key, images and allowed directories, what
+fits where)."""

@@ -10,8 +10,8 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "
 class RequestError(ValueError):
     """A request the server refuses; `status` is a 4xx code and the message names the field and the problem.
 
-    Raised inside a model replica it reaches the gateway through the Serve handle (Ray re-raises the cause's
-    type), so the gateway answers every refusal the same way.
+    Raised by our layer in front of the router (`app.Guard`, `app.Ingress`), which answers it in OpenAI's error
+    layout; it pickles with both arguments, should it ever cross a Ray boundary.
     """
 
     def __init__(self, status: int, message: str):

@@ -18,7 +18,7 @@ MAX_N = 64  # completions per request; eval uses k=16, more is a mistake or an a
 
 
 def key_digest(key: str) -> bytes:
-    """What the gateway keeps instead of the key itself, so the key never travels into Serve's replicas."""
+    """What the server keeps instead of the key itself, so the key never travels into Serve's replicas."""
     return hashlib.sha256(key.encode()).digest()
 
 

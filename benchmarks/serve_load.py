@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import math
 import os
@@ -96,12 +94,6 @@ async def _load(one, n_requests: int, concurrency: int) -> tuple[list[dict], flo
     start = time.perf_counter()
     results = await asyncio.gather(*(guarded(i) for i in range(n_requests)))
     return list(results), time.perf_counter() - start
-
-
-def _data_url(image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def bare_block(cfg, model_path: str, rows: list[dict], args) -> dict:

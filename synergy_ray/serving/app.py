@@ -22,8 +22,7 @@ multiplexing (our checkpoints are merged).
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
+import os
 import re
 import socket
 import time
@@ -41,6 +40,7 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionReq
 from synergy_ray.cluster.ray_session import connect
 from synergy_ray.config import SynergyConfig
 from synergy_ray.console import quiet, worker_env
+from synergy_ray.evaluation.endpoint_eval import image_data_url
 from synergy_ray.model.engine import IMAGES_PER_PROMPT, engine_kwargs
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
@@ -105,12 +105,6 @@ def _replay(body: bytes, receive):
     return replayed
 
 
-def png_data_url(image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")  # lossless: the engine decodes the very pixels that were checked
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 class Ingress(OpenAiIngress):
     """`ray.serve.llm`'s OpenAI router with our checks run on each parsed request before it is routed."""
 
@@ -163,7 +157,7 @@ class Ingress(OpenAiIngress):
         for part in images:
             url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
             # Reading, decoding and re-encoding off the router's event loop: a large image must not stall others.
-            part["image_url"] = {"url": await asyncio.to_thread(lambda: png_data_url(load_image(str(url), self.policy)))}
+            part["image_url"] = {"url": await asyncio.to_thread(lambda: image_data_url(load_image(str(url), self.policy)))}
 
 
 class Server(LLMServer):
@@ -205,8 +199,6 @@ def _deployment_name(index: int, model: str) -> str:
 def build_app(cfg: SynergyConfig, models: dict[str, str], environ: dict | None = None):
     """The Serve application for `models` (name -> checkpoint path) on the connected Ray; reads the API key
     from the environment (a named but unset variable stops here)."""
-    import os
-
     digest = required_key_digest(cfg.serve.api_key_env, os.environ if environ is None else environ)
     configs = {name: llm_config(cfg, name, path) for name, path in models.items()}
     servers = {name: build_llm_deployment(c, override_serve_options={"name": _deployment_name(i, name)})

@@ -107,7 +107,7 @@ class DataConfig(Section):
     image_root: str | None = None
     num_per_level: int = Field(200, gt=0)  # synthetic: training items per design level
     eval_per_level: int = Field(40, gt=0)  # synthetic: held-out items per design level
-    val_per_level: int = Field(8, ge=0)  # synthetic: validation items per level (checkpoint selection only)
+    val_per_level: int = Field(8, ge=0)  # synthetic: validation items per level (checkpoint choice, tuning)
     seed: int = 0
     image_size: int = Field(32, gt=0)
     prompt_suffix: str = PAPER_PROMPT_SUFFIX
@@ -294,7 +294,34 @@ class MergeStrategy(Section):
 
 
 class AdaptiveStrategy(Section):
+    """`adaptive` (ours): rescue all-fail groups with minimal hints in the model's own format, spend the step's
+    rollouts where the signal is, and draw informative questions (strategies/adaptive.py). Each component can
+    be switched off on its own: `rescue`, `budget`, `curriculum: hardness` (the ablations)."""
+
     name: Literal["adaptive"] = "adaptive"
+    rescue: bool = True
+    hint_column: str = "short_solution"  # training-set column of solutions in the model's own answer format
+    hint_levels: int = Field(4, ge=1)  # rungs on a question's hint ladder (core.rescue.hint_ladder)
+    rescue_size: int = Field(4, ge=2)  # rollouts per hinted subgroup
+    rescue_budget: int = Field(16, ge=0)  # rollouts per step kept for rescues, out of prompt_batch x group_size
+    rescue_after: int = Field(5, ge=0)  # warm-up steps without rescues
+    rescue_until: float = Field(0.8, gt=0, le=1)  # share of rl.steps after which no hints (plain RL to the end)
+    hint_loss_weight: float = Field(0.0, ge=0)  # NLL weight on hint tokens; 0 = hints are context only
+    budget: bool = True  # group sizes by need (core.allocation); false = the same size for every question
+    min_group: int = Field(4, ge=2)
+    max_group: int = Field(16, ge=2)
+    curriculum: Literal["informative", "hardness"] = "informative"  # p(1 - p), or the curriculum section's focus
+
+    def unhinted_rollouts(self, prompt_batch: int, group_size: int) -> int:
+        """The step's unhinted rollouts: the whole budget less what rescues may spend."""
+        return prompt_batch * group_size - (self.rescue_budget if self.rescue else 0)
+
+
+class TraceHintStrategy(Section):
+    """`trace_hint`: the first `adaptive` rule, kept as an ablation: a never-solved question's prompt opens with
+    its long-CoT trace cut to (1 - p / hint_below) of its length (strategies/trace_hint.py)."""
+
+    name: Literal["trace_hint"] = "trace_hint"
     hint_below: float = Field(0.25, ge=0, le=1)  # pass rate under which a question gets an expert hint
     # SFT weight on hint tokens; 0 = hints only as context. On the demo, 0.2 pulled easy answers toward the
     # trace style (benchmarks/results/compare_demo_cpu).
@@ -305,7 +332,7 @@ class AdaptiveStrategy(Section):
 
 # Each strategy's section, tagged by its name; its behaviour is the module of the same name in strategies/.
 STRATEGY_SECTIONS = (SFTStrategy, RLStrategy, TwoStageStrategy, InterleavedStrategy, ProgressiveStrategy,
-                     DataMixStrategy, MergeStrategy, AdaptiveStrategy)
+                     DataMixStrategy, MergeStrategy, AdaptiveStrategy, TraceHintStrategy)
 STRATEGY_NAMES = tuple(section.model_fields["name"].default for section in STRATEGY_SECTIONS)
 
 Strategy = Annotated[Union[STRATEGY_SECTIONS], Field(discriminator="name")]
@@ -339,6 +366,9 @@ class EvalConfig(Section):
     reasoning_words: list[str] = list(REASONING_WORDS)
     benchmarks: list[BenchmarkConfig] = []  # `eval` runs these instead of the held-out set when given
     concurrency: int = Field(8, ge=1)  # requests in flight when evaluating through a served endpoint
+    # What evaluation measures and stores levels in: the held-out set, or the validation split (tune there,
+    # report on held_out; a run directory keeps one split).
+    split: Literal["held_out", "validation"] = "held_out"
 
 
 class ServeConfig(Section):
@@ -395,14 +425,31 @@ class CompareConfig(Section):
     # Each strategy as a Ray task of its own, started as soon as the strategies it builds on have finished
     # (merge after sft and rl, data_mix after rl, two_stage after sft); on a cluster they spread over the nodes.
     parallel: bool = False
+    # Each strategy made only of GRPO from the base (rl, adaptive, ...) runs with run.seed, run.seed + 1, ...;
+    # `compare/seeds.md` gives mean +- sd per level and the difference to rl paired by seed, with its standard
+    # error. The base, its levels and the SFT-based strategies are made once.
+    seeds: int = Field(1, ge=1)
+    # Named variants of a strategy, run like strategies under their own names (ablations), e.g.
+    # {adaptive_rescue_only: {name: adaptive, budget: false, curriculum: hardness}}; list them in `strategies`.
+    variants: dict[str, dict[str, Any]] = {}
 
-    @field_validator("strategies")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        unknown = [s for s in v if s not in STRATEGY_NAMES]
+    @model_validator(mode="after")
+    def _known(self) -> CompareConfig:
+        from pydantic import TypeAdapter
+
+        for name, section in self.variants.items():
+            if name in STRATEGY_NAMES:
+                raise ValueError(f"compare.variants.{name}: a variant cannot take a strategy's own name")
+            try:
+                TypeAdapter(Strategy).validate_python(section)
+            except ValueError as e:
+                raise ValueError(f"compare.variants.{name}: not a valid strategy section: {e}") from None
+        v, known = self.strategies, [*STRATEGY_NAMES, *self.variants]
+        unknown = [s for s in v if s not in known]
         if unknown or not v or len(set(v)) < len(v):
-            raise ValueError(f"unknown, repeated or no strategies {unknown or v}; choose from {list(STRATEGY_NAMES)}")
-        return v
+            raise ValueError(f"compare.strategies: unknown, repeated or no strategies {unknown or v}; choose from "
+                             f"{known}")
+        return self
 
 
 class SynergyConfig(Section):
@@ -440,6 +487,10 @@ class SynergyConfig(Section):
                 f"strategy.rl_max_tokens: {s.rl_max_tokens} completion tokens + data.max_prompt_tokens "
                 f"({self.data.max_prompt_tokens}) exceed rollout.max_model_len ({self.rollout.max_model_len})"
             )
+        if isinstance(s, AdaptiveStrategy):
+            self._adaptive_budget_fits(s)
+        if self.eval.split == "validation" and self.data.source == "synthetic" and self.data.val_per_level == 0:
+            raise ValueError("eval.split: validation needs a validation split; set data.val_per_level > 0")
         self._lengths_fit()
         if self.rl.prompt_batch < self.rollout.num_generators:
             raise ValueError("rl.prompt_batch: must be at least rollout.num_generators")
@@ -449,6 +500,21 @@ class SynergyConfig(Section):
         if self.model.lora is not None and self.learner.zero_stage == 3:
             raise ValueError("model.lora: LoRA with learner.zero_stage 3 is not supported; use stage 2")
         return self
+
+    def _adaptive_budget_fits(self, s: AdaptiveStrategy) -> None:
+        """The unhinted rollouts must split over the drawn questions within the group-size bounds."""
+        b, g = self.rl.prompt_batch, self.rollout.group_size
+        total = s.unhinted_rollouts(b, g)
+        if s.rescue and s.rescue_budget and s.rescue_budget < s.rescue_size:
+            raise ValueError(f"strategy.rescue_budget: {s.rescue_budget} rollouts cannot hold one subgroup of "
+                             f"strategy.rescue_size ({s.rescue_size})")
+        low, high = (s.min_group, s.max_group) if s.budget else (2, total)
+        if s.budget and s.min_group > s.max_group:
+            raise ValueError(f"strategy.max_group: {s.max_group} is below strategy.min_group ({s.min_group})")
+        if not b * low <= total <= b * high:
+            raise ValueError(f"strategy.rescue_budget: rl.prompt_batch x rollout.group_size ({b * g}) less the "
+                             f"rescue budget leaves {total} rollouts, which {b} questions cannot share at "
+                             f"{low}-{high} each")
 
     def _lengths_fit(self) -> None:
         """A prompt and its answer must fit the engine's context (`rollout.max_model_len`, else the model's

@@ -1,10 +1,11 @@
 """The coordinator: the single controller of an RL run. This file is the step's recipe.
 
-One step (`step`): draw prompts from the curriculum sampler -> the generator pool samples G completions each ->
-verifiers score them -> the pass-rate table is updated and each complete group gets its advantages and its
-losses from the strategy -> the learner steps on mini-batches -> weights pushed to every generator
-(version + 1) -> the sync is checked (vLLM's log-probs against the learner's on the same tokens) -> metrics,
-checkpoint.
+One step (`step`): draw prompts from the curriculum sampler (the strategy's weights and group sizes) -> the
+generator pool samples each question's group -> verifiers score them -> the pass-rate table is updated and each
+complete group gets its advantages and its losses from the strategy -> hinted rescue subgroups for the
+questions whose group failed entirely, when the strategy rescues (`_rescue`) -> the learner steps on
+mini-batches -> weights pushed to every generator (version + 1) -> the sync is checked (vLLM's log-probs
+against the learner's on the same tokens) -> metrics, checkpoint.
 
 What the step uses lives elsewhere, each in one place:
 - the generator pool, its failures and its elastic size: `rollout_pool.RolloutPool`;
@@ -38,8 +39,14 @@ from synergy_ray.run.run_metrics import MetricsSink
 if TYPE_CHECKING:
     from synergy_ray.strategies.base import Strategy
 
-ROLE_TIMINGS = ("generate", "score", "train", "sync", "health_check")  # a step's parts timed around role calls
+ROLE_TIMINGS = ("generate", "score", "rescue", "train", "sync", "health_check")  # a step's parts timed around role calls
 SYNC_CHECK_ROLLOUTS = 4  # rollouts whose log-probs vLLM and the learner compare after each sync
+
+
+def _in_draw_order(rollouts: list[Rollout], prompts: list[PromptRef]) -> list[Rollout]:
+    """Rollouts sorted so that each question's group is contiguous, questions in the order they were drawn."""
+    order = {p.qid: i for i, p in enumerate(prompts)}
+    return sorted(rollouts, key=lambda r: (order[r.qid], r.sample))
 
 
 class Coordinator:
@@ -55,20 +62,26 @@ class Coordinator:
         self.cfg, self.model_path, self.train_path, self.run_dir = cfg, model_path, train_path, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         data = datasets.load_from_disk(train_path)
-        cols = ["id", "answer", "choices", "steps"] + [c for c in ("level", "long_cot") if c in data.column_names]
+        if strategy.hint_column and strategy.hint_column not in data.column_names:
+            raise ValueError(f"strategy.hint_column: the training set has no column {strategy.hint_column!r} "
+                             f"(it has {data.column_names})")
+        extra = ("level", "long_cot", strategy.hint_column)
+        cols = ["id", "answer", "choices", "steps"] + [c for c in extra if c and c in data.column_names]
         table = data.select_columns(cols).to_dict()
         self.qids: list[str] = table["id"]
         self.row_of = {q: i for i, q in enumerate(self.qids)}
         self.answers, self.choices = table["answer"], table["choices"]
         # Progress by stored level when the training set has one, else by design difficulty (reasoning steps).
         self.bucket, bucket_label = (table["level"], "L") if "level" in table else (table["steps"], "S")
-        self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed)
+        self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed,
+                                         weigh=lambda rates: strategy.sampling_weights(rates, cfg.curriculum))
         self.long_cot = table.get("long_cot") or []
+        self.solutions = table.get(strategy.hint_column) if strategy.hint_column else None  # rescue hints' source
         self._expert_cache: dict[int, list[int]] = {}
         self.step_index, self.version = 0, 0
         self.last_engine_load_s = 0.0  # seconds the latest sync spent loading weights into vLLM (slowest engine)
         self.last_pass: dict[str, float] = {}  # each question's pass rate in its latest group
-        self._ready: tuple[list[str], list[Rollout]] | None = None  # async mode: the next step's rollouts
+        self._ready: tuple[list[PromptRef], list[Rollout]] | None = None  # async mode: the next step's rollouts
         self._last_stats: StepStats | None = None  # the pool is resized from it before the next step
         self.strategy = strategy  # its decisions inside the step: hints, reward shaping, each sequence's loss
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
@@ -119,21 +132,22 @@ class Coordinator:
         step_start = time.perf_counter()
         with timed(timings, "generate"):
             if self._ready is None:
-                qids, prompts = self._draw()
+                prompts = self._draw()
                 rollouts = self.pool.generate(prompts)
             else:
-                (qids, rollouts), self._ready = self._ready, None
-            order = {q: i for i, q in enumerate(qids)}
-            rollouts.sort(key=lambda r: (order[r.qid], r.sample))  # groups contiguous, in draw order
-            rollouts = self._within_staleness(rollouts)
+                (prompts, rollouts), self._ready = self._ready, None
+            rollouts = self._within_staleness(_in_draw_order(rollouts, prompts))
         staleness = sum(self.version - r.weight_version for r in rollouts) / max(1, len(rollouts))
         with timed(timings, "score"):
             rewards, correct = self._score(rollouts)
-        groups = self._route(rollouts, rewards, correct)
+        groups, failed = self._route(rollouts, rewards, correct, {p.qid: p.n for p in prompts})
+        with timed(timings, "rescue"):
+            rescued, hinted = self._rescue(failed)
+        groups += rescued
         inflight = None
         if c.rl.async_mode and prefetch:
-            next_qids, next_prompts = self._draw()
-            inflight = (next_qids, self.pool.dispatch(next_prompts))
+            next_prompts = self._draw()
+            inflight = (next_prompts, self.pool.dispatch(next_prompts))
         with timed(timings, "train"):
             learner_stats = self._train(groups)
         if inflight is not None:  # what is left of the next step's generation after training ended
@@ -150,7 +164,8 @@ class Coordinator:
         timings["overhead"] = timings["step"] - waited - sum(timings[k] for k in ROLE_TIMINGS)
 
         self.step_index += 1
-        stats = self._stats(rollouts, rewards, correct, timings, learner_stats, gap, staleness)
+        stats = self._stats(rollouts, rewards, correct, timings, learner_stats, gap, staleness,
+                            [p.n for p in prompts], hinted)
         self._last_stats = stats
         self.metrics.write(stats)
         if c.rl.checkpoint_every and self.step_index % c.rl.checkpoint_every == 0:
@@ -159,9 +174,11 @@ class Coordinator:
 
     # ------------------------------------------------------------ the step's parts, in order
 
-    def _draw(self) -> tuple[list[str], list[PromptRef]]:
+    def _draw(self) -> list[PromptRef]:
+        """The step's questions from the curriculum sampler, each with its group size and (trace) hint."""
         qids = self.sampler.sample(self.cfg.rl.prompt_batch)
-        return qids, [PromptRef(q, self.row_of[q], self._hint(q)) for q in qids]
+        sizes = self.strategy.group_sizes([self.sampler.pass_rate(q) for q in qids], self.cfg.rollout.group_size)
+        return [PromptRef(q, self.row_of[q], self._hint(q), n) for q, n in zip(qids, sizes)]
 
     def _hint(self, qid: str) -> str:
         """The expert-trace prefix the strategy wants this question to start from now ("" = none)."""
@@ -203,28 +220,80 @@ class Coordinator:
         rewards = [0.0 if (r.truncated and zero_cut) else s.reward for r, s in zip(rollouts, results)]
         return rewards, [s.correct for s in results]
 
-    def _route(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool]) -> list[list[TrainSample]]:
-        """Per question: update its pass rate, then for a complete group let the strategy shape the rewards,
-        take group advantages (core.routing) and let the strategy pick each sequence's loss."""
-        from synergy_ray.core.routing import question_groups, trained_advantages  # defers torch
+    def _route(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool],
+               sizes: dict[str, int]) -> tuple[list[list[TrainSample]], list[GroupOutcome]]:
+        """Per question: update its pass rate, then for a complete group (`sizes`: the rollouts asked) let the
+        strategy shape the rewards, take group advantages (core.routing) and pick each sequence's loss.
+        Returns the trained groups and the complete groups in which every rollout failed."""
+        groups, failed = [], []
+        for outcome in self._outcomes(rollouts, rewards, correct, sizes):
+            self.sampler.update(outcome.qid, sum(outcome.correct), len(outcome.correct))
+            self.last_pass[outcome.qid] = sum(outcome.correct) / len(outcome.correct)
+            self.strategy.observed(outcome.qid, sum(outcome.correct), len(outcome.correct))
+            if len(outcome.rollouts) != sizes[outcome.qid]:  # an incomplete group (lost work): no fair baseline
+                continue
+            self.counters.all_failed_groups += outcome.all_failed
+            failed += [outcome] if outcome.all_failed else []
+            groups.append(self._trained(outcome))
+        return groups, failed
+
+    def _outcomes(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool],
+                  sizes: dict[str, int]) -> list[GroupOutcome]:
+        from synergy_ray.core.routing import question_groups  # defers torch
+
+        out = []
+        for q, idx in question_groups([r.qid for r in rollouts]).items():
+            row = rollouts[idx[0]].row
+            out.append(GroupOutcome(q, row, [rollouts[i] for i in idx], [rewards[i] for i in idx],
+                                    [correct[i] for i in idx], self.last_pass.get(q, self.sampler.pass_rate(q)),
+                                    self._expert_ids(row)))
+        return out
+
+    def _trained(self, outcome: GroupOutcome) -> list[TrainSample]:
+        """A complete group's sequences with their advantages (over all its samples) and losses."""
+        from synergy_ray.core.routing import trained_advantages  # defers torch
 
         c = self.cfg
-        groups = []
-        for q, idx in question_groups([r.qid for r in rollouts]).items():
-            ok = [correct[i] for i in idx]
-            before = self.last_pass.get(q, self.sampler.pass_rate(q))
-            self.sampler.update(q, sum(ok), len(idx))
-            self.last_pass[q] = sum(ok) / len(idx)
-            if len(idx) != c.rollout.group_size:  # an incomplete group (lost work) has no fair baseline
-                continue
-            row = rollouts[idx[0]].row
-            outcome = GroupOutcome(q, row, [rollouts[i] for i in idx], [rewards[i] for i in idx], ok, before,
-                                   self._expert_ids(row))
-            self.counters.all_failed_groups += outcome.all_failed
-            adv = trained_advantages(self.strategy.shape_rewards(outcome), [r.truncated for r in outcome.rollouts],
-                                     c.rollout.group_size, c.rl.advantage, c.rollout.truncated == "drop")
-            groups.append(self.strategy.samples(outcome, adv, self.step_index))
-        return groups
+        adv = trained_advantages(self.strategy.shape_rewards(outcome), [r.truncated for r in outcome.rollouts],
+                                 len(outcome.rollouts), c.rl.advantage, c.rollout.truncated == "drop")
+        return self.strategy.samples(outcome, adv, self.step_index)
+
+    def _rescue(self, failed: list[GroupOutcome]) -> tuple[list[list[TrainSample]], list[Rollout]]:
+        """Hinted subgroups for the questions whose unhinted group failed entirely, while the strategy's rescue
+        budget for the step lasts. Each round samples every pending question after the strategy's hint; a
+        subgroup with a mixed outcome is trained (advantages within the subgroup), and one that failed again
+        tries the strategy's next, longer hint in the next round. Hinted outcomes never touch the difficulty
+        table. Returns the trained subgroups and every hinted rollout sampled."""
+        size, budget = self.strategy.rescue_size, self.strategy.rescue_budget
+        groups: list[list[TrainSample]] = []
+        sampled: list[Rollout] = []
+        while failed and size and budget >= size:
+            prompts = []
+            for g in failed[:budget // size]:
+                hint = self.strategy.rescue_hint(g.qid, self.solutions[g.row], self.answers[g.row],
+                                                 self.step_index, self.cfg.rl.steps)
+                prompts += [PromptRef(g.qid, g.row, hint, size)] if hint else []
+            if not prompts:
+                break
+            budget -= size * len(prompts)
+            self.counters.hinted_prompts += len(prompts)
+            rollouts = _in_draw_order(self.pool.generate(prompts), prompts)
+            self.counters.rescue_rollouts += len(rollouts)
+            sampled += rollouts
+            rewards, correct = self._score(rollouts)
+            failed = []
+            for outcome in self._outcomes(rollouts, rewards, correct, {p.qid: size for p in prompts}):
+                again = self.strategy.rescued(outcome.qid, self.solutions[outcome.row], self.answers[outcome.row],
+                                              sum(outcome.correct), len(outcome.correct))
+                if len(outcome.rollouts) != size:
+                    continue
+                if again:
+                    self.counters.rescue_escalations += 1
+                    failed.append(outcome)
+                elif any(outcome.correct) and not all(outcome.correct):  # the rest carries no gradient
+                    self.counters.rescued_groups += 1
+                    groups.append(self._trained(outcome))
+        return groups, sampled
 
     def _train(self, groups: list[list[TrainSample]]) -> LearnerSummary:
         """One optimiser step per mini-batch; engines sleep meanwhile when the config asks (colocated GPUs)."""
@@ -274,7 +343,8 @@ class Coordinator:
                  if not (math.isnan(a) or math.isnan(b))]
         return sum(diffs) / len(diffs) if diffs else None
 
-    def _stats(self, rollouts, rewards, correct, timings, learner_stats, gap, staleness) -> StepStats:
+    def _stats(self, rollouts, rewards, correct, timings, learner_stats, gap, staleness, sizes,
+               hinted) -> StepStats:
         from synergy_ray.core.routing import pass_rate_by_bucket  # defers torch
 
         n = max(1, len(rollouts))
@@ -284,14 +354,16 @@ class Coordinator:
             clip_ratio=sum(r.truncated for r in rollouts) / n, num_rollouts=len(rollouts), timings=timings,
             learner=learner_stats, counters=dataclasses.replace(self.counters), sync_logprob_gap=gap,
             pass_rate_by_level=pass_rate_by_bucket([self.bucket[r.row] for r in rollouts], correct),
-            staleness=staleness,
+            staleness=staleness, group_sizes=sizes, hinted_rollouts=len(hinted),
+            sampled_tokens=sum(len(r.completion_ids) - r.prefix_len for r in rollouts + hinted),
         )
 
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict:
         return {"step": self.step_index, "version": self.version, "sampler": self.sampler.state_dict(),
-                "counters": dataclasses.asdict(self.counters), "last_pass": dict(self.last_pass)}
+                "counters": dataclasses.asdict(self.counters), "last_pass": dict(self.last_pass),
+                "strategy": self.strategy.state_dict()}
 
     def save_checkpoint(self) -> str:
         """`checkpoints/step_N` with the learner and this state; `latest` points at it (`rl_checkpoints`)."""
@@ -308,6 +380,7 @@ class Coordinator:
         self.sampler.load_state_dict(state["sampler"])
         self.counters.load(state["counters"])
         self.last_pass = dict(state.get("last_pass", {}))
+        self.strategy.load_state_dict(state.get("strategy", {}))
         self.version -= 1
         self.sync_weights()  # back to the saved version, now on every generator
 

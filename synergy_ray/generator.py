@@ -133,12 +133,13 @@ class Generator:
                 continue
             kept.append(ref)
             requests.append(request)
-        params = SamplingParams(
-            n=n, temperature=r.temperature if temperature is None else temperature, top_p=r.top_p, top_k=r.top_k,
+        sizes = sorted({ref.n or n for ref in kept})
+        params = {size: SamplingParams(
+            n=size, temperature=r.temperature if temperature is None else temperature, top_p=r.top_p, top_k=r.top_k,
             max_tokens=max_tokens or r.max_tokens, min_tokens=min(r.min_tokens, max_tokens or r.max_tokens),
             logprobs=0, seed=seed,
-        )
-        outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        ) for size in sizes}  # one per group size: a prompt's own `n` (adaptive allocation) or the call's
+        outputs = self.llm.generate(requests, [params[ref.n or n] for ref in kept], use_tqdm=False) if requests else []
         rollouts, tokens, replaced = [], 0, 0
         for ref, out in zip(kept, outputs):
             # A hint prefix was part of the prompt text; in the rollout it opens the completion (given tokens).

@@ -15,7 +15,8 @@ class PromptRef:
 
     qid: str
     row: int
-    prefix: str = ""  # text that opens the assistant turn (an expert-trace hint); "" = none
+    prefix: str = ""  # text that opens the assistant turn (a hint); "" = none
+    n: int = 0  # completions to sample for it; 0 = the call's default (`rollout.group_size` in the loop)
 
 
 @dataclass
@@ -130,7 +131,10 @@ class RunCounters:
     dropped_too_long: int = 0  # prompts longer than data.max_prompt_tokens after image expansion
     verifier_timeouts: int = 0  # completions whose check ran past reward.timeout_s (reward 0)
     placeholders_replaced: int = 0  # generated image placeholder tokens turned into pad
-    hinted_prompts: int = 0  # prompts sampled after an expert-trace prefix (guided strategies)
+    hinted_prompts: int = 0  # prompts sampled after a hint prefix (guided strategies, rescues included)
+    rescue_rollouts: int = 0  # rollouts of hinted rescue subgroups (questions whose unhinted group all failed)
+    rescued_groups: int = 0  # rescue subgroups with a mixed outcome (trained with their own baseline)
+    rescue_escalations: int = 0  # rescue subgroups that failed entirely and moved to a longer hint in the step
     all_failed_groups: int = 0  # complete groups in which no completion was correct
     stale_dropped: int = 0  # async mode: rollouts older than rl.max_staleness versions
 
@@ -195,6 +199,9 @@ class StepStats:
     counters: RunCounters = field(default_factory=RunCounters)  # the run's so far
     sync_logprob_gap: float | None = None
     staleness: float = 0.0  # mean weight versions between a rollout's sampler and the learner that trained on it
+    group_sizes: list[int] = field(default_factory=list)  # unhinted rollouts asked per drawn question, draw order
+    hinted_rollouts: int = 0  # rescue rollouts sampled this step (not in num_rollouts or the means above)
+    sampled_tokens: int = 0  # tokens the generators sampled this step, unhinted and rescue (hints not counted)
 
 
 @dataclass(frozen=True)

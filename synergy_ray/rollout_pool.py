@@ -74,7 +74,7 @@ class RolloutPool:
         pending: list[PromptRef] = []
         for _, gen, share in calls:
             if gen not in results:
-                self.counters.lost_rollouts += len(share) * self.cfg.rollout.group_size
+                self.counters.lost_rollouts += sum(ref.n or self.cfg.rollout.group_size for ref in share)
                 pending += share
                 continue
             result = results[gen]

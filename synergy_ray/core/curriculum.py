@@ -9,12 +9,15 @@ decay < 1 forgets old evidence because the policy keeps changing (0.5: the previ
 Weights: q_i = (1 - p_i)^focus normalised, then w = floor * uniform + (1 - floor) * q, so focus=0 is uniform and
 every question keeps at least `floor` of its uniform share: always-solved questions stay in the mix (the paper's
 ablation found that dropping them hurt). Batches are drawn without replacement.
-Left out: targeting a pass-rate band (e.g. p(1 - p)), per-level quotas; both are a different weight function.
+
+`informative_weights` centres the draw on questions that give GRPO a gradient instead: q_i = p_i (1 - p_i), the
+variance of a question's reward, largest at p = 0.5 and zero at 0 and 1, with the same floor. A strategy picks
+its weight function (`Strategy.sampling_weights`). Left out: per-level quotas.
 """
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -52,16 +55,32 @@ class PassRateTable:
 
 def curriculum_weights(pass_rates: Sequence[float], focus: float, floor: float) -> np.ndarray:
     """Sampling probabilities from pass rates: floor * uniform + (1 - floor) * normalised (1 - p)^focus."""
-    p = np.asarray(pass_rates, dtype=np.float64)
-    if p.ndim != 1 or p.size == 0 or np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
-        raise ValueError("pass_rates must be a non-empty 1-D sequence of values in [0, 1]")
-    if focus < 0 or not 0 < floor <= 1:
-        raise ValueError(f"need focus >= 0 and 0 < floor <= 1, got focus={focus}, floor={floor}")
+    if focus < 0:
+        raise ValueError(f"need focus >= 0, got focus={focus}")
+    p = _checked(pass_rates, floor)
     uniform = np.full_like(p, 1.0 / p.size)
     hardness = (1.0 - p) ** focus  # numpy: 0.0 ** 0 == 1, so focus=0 is uniform even at p=1
     total = hardness.sum()
     focused = hardness / total if total > 0 else uniform  # every question always solved: nothing to favour
     return floor * uniform + (1.0 - floor) * focused
+
+
+def informative_weights(pass_rates: Sequence[float], floor: float) -> np.ndarray:
+    """Sampling probabilities centred on pass rate 0.5: floor * uniform + (1 - floor) * normalised p (1 - p)."""
+    p = _checked(pass_rates, floor)
+    uniform = np.full_like(p, 1.0 / p.size)
+    spread = p * (1.0 - p)
+    total = spread.sum()
+    return floor * uniform + (1.0 - floor) * (spread / total if total > 0 else uniform)
+
+
+def _checked(pass_rates: Sequence[float], floor: float) -> np.ndarray:
+    p = np.asarray(pass_rates, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0 or np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+        raise ValueError("pass_rates must be a non-empty 1-D sequence of values in [0, 1]")
+    if not 0 < floor <= 1:
+        raise ValueError(f"need 0 < floor <= 1, got floor={floor}")
+    return p
 
 
 class CurriculumSampler:
@@ -78,6 +97,7 @@ class CurriculumSampler:
         floor: float = 0.1,
         seed: int = 0,
         table: PassRateTable | None = None,
+        weigh: Callable[[list[float]], np.ndarray] | None = None,
     ):
         if len(set(question_ids)) != len(question_ids) or not question_ids:
             raise ValueError("question_ids must be non-empty and unique")
@@ -85,12 +105,14 @@ class CurriculumSampler:
         self.question_ids = list(question_ids)
         self._known = set(self.question_ids)
         self.focus, self.floor = focus, floor
+        # pass rates -> sampling probabilities; default `curriculum_weights` with this focus and floor
+        self.weigh = weigh or (lambda rates: curriculum_weights(rates, self.focus, self.floor))
         self.table = table or PassRateTable()
         self._rng = np.random.Generator(np.random.PCG64(seed))
 
     def weights(self) -> np.ndarray:
         rates = [self.table.pass_rate(qid) for qid in self.question_ids]
-        return curriculum_weights(rates, self.focus, self.floor)
+        return self.weigh(rates)
 
     def sample(self, n: int) -> list[QuestionId]:
         """`n` distinct question ids (no repeats within a batch)."""

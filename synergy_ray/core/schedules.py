@@ -4,7 +4,7 @@
 - linear: 1 - step/total
 - cosine: (1 + cos(pi * step/total)) / 2, slow at both ends
 - step:   drops by 1/num_stages at equal intervals: 1, (n-1)/n, ..., 1/n, then 0 at `total`
-`adaptive_hint_fraction(pass_rate, hint_below)`: per question, 1 when it is never solved, shrinking linearly to
+`trace_hint_fraction(pass_rate, hint_below)`: per question, 1 when it is never solved, shrinking linearly to
 0 as its pass rate reaches `hint_below`.
 """
 
@@ -30,7 +30,7 @@ def prefix_fraction(step: int, total: int, kind: str = "linear", num_stages: int
     raise ValueError(f"unknown schedule {kind!r}; expected one of {SCHEDULES}")
 
 
-def adaptive_hint_fraction(pass_rate: float, hint_below: float) -> float:
+def trace_hint_fraction(pass_rate: float, hint_below: float) -> float:
     if hint_below <= 0 or pass_rate >= hint_below:
         return 0.0
     return 1.0 - pass_rate / hint_below

@@ -9,10 +9,16 @@ of its own, started as soon as the strategies whose models it reuses (its `build
 they run side by side wherever their placement groups fit (submit the comparison itself with
 `synergy-ray submit CFG --command compare compare.parallel=true`). Each task asks Ray for one generator's
 GPUs (`cluster.gpus_per_generator`), where its evaluation engine runs.
+
+With `compare.seeds` N > 1, every strategy made only of GRPO from the base (`seeded`) also runs with seeds
+run.seed + 1 ... + N - 1, under its name with `_seed<i>` (its own RL work directory, model and report), on the
+same base and levels; `compare/seeds.md` and `seeds.json` hold mean +- sd over the seeds per level and the
+difference to `rl` paired by seed (`evaluation.seeds`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,19 +29,36 @@ from synergy_ray.core.difficulty import LEVELS
 from synergy_ray.evaluation.tables import cell, markdown_table
 from synergy_ray.run import pipeline, stages
 from synergy_ray.strategies import build, strategy_class
+from synergy_ray.strategies.phases import GRPO
+
+SEED_BASELINE = "rl"  # what seeded strategies are paired against
 
 def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
-    """`cfg` with `strategy: name` and that strategy's defaults fitted to this run's length and context."""
+    """`cfg` with `strategy: name` (or the section of the variant so named, `compare.variants`) and that
+    strategy's defaults fitted to this run's length and context; a variant's own fields win."""
 
+    section = dict(cfg.compare.variants.get(name) or {"name": name})
     tree = cfg.model_dump(mode="json")
-    tree["strategy"] = {"name": name, **strategy_class(name).fitted_to(cfg)}
+    tree["strategy"] = {**strategy_class(section["name"]).fitted_to(cfg), **section}
     return validate_tree(tree)
+
+
+def _kind(variants: dict, name: str) -> str:
+    """The strategy a compared name runs: itself, or the strategy of the variant so named."""
+    return variants[name]["name"] if name in variants else name
+
+
+def seeded(cfg: SynergyConfig) -> list[str]:
+    """The chosen strategies that `compare.seeds` repeats: those whose every phase is GRPO from the base."""
+    return [n for n in cfg.compare.strategies if not strategy_class(_kind(cfg.compare.variants, n)).builds_on
+            and all(isinstance(p, GRPO) for p in build(strategy_config(cfg, n)).phases)]
 
 
 def run_compare(cfg: SynergyConfig) -> int:
     names = cfg.compare.strategies
-    clock = pipeline.StageClock(total=3 + (0 if cfg.compare.parallel else
-                                           sum(2 * len(build(strategy_config(cfg, n)).phases) for n in names)))
+    extra = [(n, s) for s in range(1, cfg.compare.seeds) for n in seeded(cfg)]  # (strategy, seed offset)
+    clock = pipeline.StageClock(total=3 + 2 * len(extra) + (0 if cfg.compare.parallel else sum(
+        2 * len(build(strategy_config(cfg, n)).phases) for n in names)))
     start = time.perf_counter()
     prepared, base, base_report = pipeline.start_study(cfg, clock)
     models, reports, seconds = {"base": base}, {"base": base_report}, {"base": time.perf_counter() - start}
@@ -47,22 +70,52 @@ def run_compare(cfg: SynergyConfig) -> int:
             credit_seconds(seconds, name, evaluated, took)
             models.update(added)
             reports.update(evaluated)
+    for name, offset in extra:
+        _, evaluated, took = run_strategy(cfg, name, prepared, {"base": base}, reports, clock, seed_offset=offset)
+        credit_seconds(seconds, f"{name}_seed{offset}", evaluated, took)
+        reports.update(evaluated)
     clock.finish()
     out = prepared.run_dir / "compare"
     write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out,
                   rl_seconds={name: rl_step_seconds(prepared.run_dir, name) for name in reports})
     print((out / "compare.md").read_text())
+    if cfg.compare.seeds > 1:
+        print(write_seeds(cfg, reports, out))
     return 0
 
 
-def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports: dict, clock=None):
+def write_seeds(cfg: SynergyConfig, reports: dict, out: Path) -> str:
+    """`seeds.json` and `seeds.md` from every seeded strategy's reports (seed order); returns the Markdown."""
+    from synergy_ray.evaluation.seeds import group_metrics, seed_summary, seeds_markdown
+
+    names = seeded(cfg)
+    runs = {n: [group_metrics(reports[r].per_question) for r in
+                [n, *(f"{n}_seed{s}" for s in range(1, cfg.compare.seeds))] if r in reports] for n in names}
+    summary = seed_summary(runs, SEED_BASELINE if SEED_BASELINE in names else None)
+    summary["first_seed"] = cfg.run.seed
+    (out / "seeds.json").write_text(json.dumps(summary, indent=1))
+    text = seeds_markdown(summary)
+    (out / "seeds.md").write_text(text)
+    return text
+
+
+def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports: dict, clock=None,
+                 seed_offset: int = 0):
     """One strategy's phases from the models there are, each new model evaluated once.
 
     Returns (models it made, reports it added, seconds). Phases whose output exists are reused by the stages.
+    A variant's GRPO phase makes its model under the variant's name. `seed_offset` > 0 runs it with
+    run.seed + seed_offset, its GRPO phases' models under `<name>_seed<offset>`.
     """
 
     scfg = strategy_config(cfg, name)
     strategy = build(scfg)
+    if seed_offset:
+        scfg = scfg.model_copy(update={"run": scfg.run.model_copy(update={"seed": cfg.run.seed + seed_offset})})
+    if seed_offset or name in cfg.compare.variants:
+        tag = f"_seed{seed_offset}" if seed_offset else ""
+        strategy.phases = tuple(dataclasses.replace(p, makes=f"{name}{tag}") if isinstance(p, GRPO) else p
+                                for p in strategy.phases)
     phases = strategy.phases
     own_clock = clock is None
     clock = clock or pipeline.StageClock(total=2 * len(phases), label=name)
@@ -79,11 +132,12 @@ def run_strategy(cfg: SynergyConfig, name: str, prepared, models: dict, reports:
     return added, evaluated, time.perf_counter() - start
 
 
-def side_by_side_order(names: list[str], finished: set[str], started: set[str]) -> list[str]:
+def side_by_side_order(names: list[str], finished: set[str], started: set[str],
+                       variants: dict | None = None) -> list[str]:
     """The strategies that may start now: not started, and every chosen strategy they build on finished."""
 
     return [n for n in names if n not in started
-            and all(d in finished for d in strategy_class(n).builds_on if d in names)]
+            and all(d in finished for d in strategy_class(_kind(variants or {}, n)).builds_on if d in names)]
 
 
 def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, seconds: dict) -> None:
@@ -94,7 +148,8 @@ def run_side_by_side(cfg: SynergyConfig, prepared, models: dict, reports: dict, 
                                             max_retries=0)
     names, finished, running = cfg.compare.strategies, set(), {}
     while len(finished) < len(names):
-        for name in side_by_side_order(names, finished, set(running.values()) | finished):
+        for name in side_by_side_order(names, finished, set(running.values()) | finished,
+                                       cfg.compare.variants):
             log().info(f"[compare] starting {name} as a Ray task")
             running[task.remote(cfg, name, prepared, models, reports)] = name
         done, _ = ray.wait(list(running), num_returns=1)

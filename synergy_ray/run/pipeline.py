@@ -101,6 +101,10 @@ def prepare(cfg: SynergyConfig) -> PreparedRun:
     run_inputs.check(cfg, run_dir, location)
     model_path = ensure_model(cfg)
     train_path, eval_path, val_path, skipped = ensure_data(cfg, run_dir)
+    if cfg.eval.split == "validation":
+        if val_path is None:
+            raise ConfigError(f"eval.split: {cfg.data.source} gave no validation split to evaluate on")
+        eval_path = val_path  # every evaluation of this run (and its stored levels) is on the validation split
     run_inputs.record(cfg, run_dir, location)
     write_resolved(cfg, run_dir)
     return PreparedRun(

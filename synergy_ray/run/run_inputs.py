@@ -52,6 +52,7 @@ def current(cfg: SynergyConfig, model_path: str) -> dict:
     d = cfg.data.model_dump(mode="json")
     values = {f"data.{k}": d[k] for k in DATA_FIELDS}
     values["model.path"] = model_path
+    values["eval.split"] = cfg.eval.split  # levels and reports of one split per run directory
     sources = {"data.source": cfg.data.source if cfg.data.source != "synthetic" else None,
                "model.path": model_path if cfg.model.build_tiny is None else None}  # a built model is ours
     prints = {k: fingerprint(v) for k, v in sources.items() if v is not None}

@@ -40,8 +40,11 @@ class MetricsSink:
         levels = " ".join(f"{self.bucket_label}{k}:{v:.2f}" for k, v in s.pass_rate_by_level.items())
         split = "/".join(f"{s.timings.get(k, 0):.1f}" for k in ("generate", "score", "train", "sync"))
         gap = f" sync_gap {s.sync_logprob_gap:.1e}" if s.sync_logprob_gap is not None else ""
+        sizes = f" groups {min(s.group_sizes)}-{max(s.group_sizes)}" if len(set(s.group_sizes)) > 1 else ""
+        c = s.counters
+        rescue = f" rescued {c.rescued_groups} ({c.rescue_rollouts} hinted rollouts)" if c.rescue_rollouts else ""
         return (f"[rl] step {s.step}/{self.cfg.rl.steps} reward {s.reward_mean:.3f} pass {s.pass_rate:.2f} "
-                f"({levels}) len {s.response_tokens_mean:.0f} time gen/score/train/sync {split}s{gap}")
+                f"({levels}) len {s.response_tokens_mean:.0f}{sizes}{rescue} time gen/score/train/sync {split}s{gap}")
 
 
 def _start_wandb(cfg: SynergyConfig, run_dir: Path):

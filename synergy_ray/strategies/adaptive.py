@@ -1,20 +1,27 @@
-"""`adaptive` (ours): steer RL toward hard questions and guide each one only while it needs it.
+"""`adaptive` (ours): RL that reaches the questions plain GRPO gets no signal from, without training on traces.
 
-The rule, per question q with pass-rate estimate p(q) from the curriculum table:
-1. Sampling: the curriculum weights favour low p(q) (`curriculum.focus`), with a floor so easy questions are
-   still seen (the paper's ablation: dropping always-solved questions hurt).
-2. Guidance: if p(q) < `hint_below`, the assistant turn opens with a prefix of q's expert trace of length
-   (1 - p(q) / hint_below) of the trace: the whole trace (less its end) for a never-solved question, shrinking
-   per question as it becomes solvable and gone once p(q) reaches `hint_below`. Hint tokens get the SFT loss
-   with weight `hint_weight`, the continuation the GRPO loss. Unlike `progressive`, the hint follows each
-   question's own progress, not a global clock.
-3. Easy questions get pure RL; with `length_penalty` > 0, a correct answer to a question with
-   p(q) >= `easy_above` loses `length_penalty` times its length relative to the group's longest, which keeps
-   easy answers short (SFT's failure mode on easy questions is bloat).
+Three components, each a pure decision in `core/` and each switchable for its ablation (`AdaptiveStrategy`):
+1. **Rescue** (`rescue`, `core.rescue`). A question whose unhinted group failed entirely gets an extra hinted
+   subgroup of `rescue_size` rollouts. The hint is the shortest rung of its ladder, cut from a solution in the
+   model's own answer format (`hint_column`; never containing the final answer), and it climbs a rung within
+   the step while the subgroup fails entirely. Hinted rollouts get advantages within their own subgroup,
+   and no loss on the hint tokens unless `hint_loss_weight` > 0. Only unhinted outcomes count toward a
+   question's difficulty. A question's rung falls after a subgroup that solved half or more, and its hints
+   are gone after its first unhinted success. No rescues during the first `rescue_after` steps or after
+   `rescue_until` of the run.
+2. **Budget** (`budget`, `core.allocation`). At an equal number of rollouts per step, questions that are
+   reliably solved get `min_group` samples and hard ones up to `max_group`, in proportion to 1 - p. Each
+   group's baseline is taken over all of its samples. Rescues spend at most `rescue_budget` of the step's
+   rollouts; the unhinted groups share the rest.
+3. **Curriculum** (`curriculum`, `core.curriculum`). Draws are weighted toward informative questions, those
+   near p = 0.5 where GRPO's reward variance is largest, rather than toward the hardest ones (`(1-p)^focus`).
+   The same floor applies.
 """
 
+from __future__ import annotations
+
 from synergy_ray.config import AdaptiveStrategy
-from synergy_ray.core.schedules import adaptive_hint_fraction
+from synergy_ray.core.rescue import HintLevels, hint_ladder, rescue_open
 from synergy_ray.strategies.base import GroupOutcome, Strategy, grpo_samples
 from synergy_ray.strategies.phases import GRPO
 
@@ -25,17 +32,52 @@ class Adaptive(Strategy):
     def __init__(self, section: AdaptiveStrategy):
         super().__init__(section)
         self.phases = (GRPO(makes=self.name),)
+        self.levels = HintLevels()
+        self._ladders: dict[str, list[str]] = {}
+        self.rescue_size = section.rescue_size if section.rescue else 0
+        self.rescue_budget = section.rescue_budget if section.rescue else 0
+        self.hint_column = section.hint_column if section.rescue else None
 
-    def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
-        return adaptive_hint_fraction(pass_rate, self.section.hint_below)
+    def sampling_weights(self, pass_rates, curriculum):
+        if self.section.curriculum == "hardness":
+            return super().sampling_weights(pass_rates, curriculum)
+        from synergy_ray.core.curriculum import informative_weights  # defers numpy
 
-    def shape_rewards(self, group: GroupOutcome) -> list[float]:
-        penalty = self.section.length_penalty
-        if penalty <= 0 or group.pass_rate < self.section.easy_above:
-            return list(group.rewards)
-        longest = max((len(r.completion_ids) for r in group.rollouts), default=1) or 1
-        return [rw - penalty * len(r.completion_ids) / longest if ok else rw
-                for r, rw, ok in zip(group.rollouts, group.rewards, group.correct)]
+        return informative_weights(pass_rates, curriculum.floor)
+
+    def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
+        from synergy_ray.core.allocation import allocate_group_sizes
+
+        s = self.section
+        total = s.unhinted_rollouts(len(pass_rates), group_size)
+        if not s.budget:
+            return allocate_group_sizes(None, total, 2, total, count=len(pass_rates))
+        return allocate_group_sizes(pass_rates, total, s.min_group, s.max_group)
+
+    def _ladder(self, qid: str, solution: str, answer: str) -> list[str]:
+        if qid not in self._ladders:
+            self._ladders[qid] = hint_ladder(solution, answer, self.section.hint_levels)
+        return self._ladders[qid]
+
+    def rescue_hint(self, qid: str, solution: str, answer: str, step: int, steps: int) -> str:
+        s = self.section
+        if not s.rescue or not rescue_open(step, steps, s.rescue_after, s.rescue_until):
+            return ""
+        ladder = self._ladder(qid, solution, answer)
+        level = self.levels.current(qid, len(ladder))
+        return "" if level is None else ladder[level]
+
+    def rescued(self, qid: str, solution: str, answer: str, num_correct: int, num_samples: int) -> bool:
+        return self.levels.after_hinted(qid, num_correct, num_samples, len(self._ladder(qid, solution, answer)))
+
+    def observed(self, qid: str, num_correct: int, num_samples: int) -> None:
+        self.levels.after_unhinted(qid, num_correct)
 
     def samples(self, group: GroupOutcome, advantages: list[float], step: int):
-        return grpo_samples(group, advantages, sft_weight=self.section.hint_weight)
+        return grpo_samples(group, advantages, sft_weight=self.section.hint_loss_weight)
+
+    def state_dict(self) -> dict:
+        return {"hint_levels": self.levels.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.levels.load_state_dict(state.get("hint_levels", {}))

@@ -5,10 +5,16 @@ of the config (`config.py`, tagged by the same name). It answers:
 - `phases`: which phases a run is made of, in order (`phases.py`: long-CoT SFT, GRPO, or its own);
 - `builds_on`: which other strategies' finished models `compare` lets it start from;
 - `fitted_to`: which of its fields `compare` fits to the run (a schedule as long as the RL stage, say);
+- `sampling_weights`: the curriculum's draw probabilities from the questions' pass rates;
+- `group_sizes`: how many rollouts each drawn question gets (the step's total stays prompt_batch x group_size);
 - `hint_fraction`: how much of a question's expert trace to put at the start of the assistant turn now;
 - `shape_rewards`: adjust a group's rewards before advantages (e.g. a length penalty on easy questions);
-- `samples`: which loss each of a group's sequences gets (GRPO on sampled tokens, SFT on given ones).
-The default is plain GRPO: no hints, rewards as scored, every rollout gets the policy loss.
+- `samples`: which loss each of a group's sequences gets (GRPO on sampled tokens, SFT on given ones);
+- rescues, for questions whose unhinted group failed entirely: `rescue_size` (0 = none), `rescue_budget`,
+  `hint_column`, `rescue_hint`, `rescued` and `observed` (see `adaptive`);
+- `state_dict` / `load_state_dict`: what it learns during the run, saved with each RL checkpoint.
+The default is plain GRPO: the `curriculum` section's weights, `rollout.group_size` samples per question, no
+hints, rewards as scored, every rollout gets the policy loss.
 """
 
 from __future__ import annotations
@@ -56,8 +62,40 @@ class Strategy:
         """Fields of this strategy's section that `compare` sets from the run's other settings."""
         return {}
 
+    def sampling_weights(self, pass_rates: list[float], curriculum) -> Any:
+        """Draw probabilities (numpy, summing to 1) from the questions' pass rates: `curriculum_weights`."""
+        from synergy_ray.core.curriculum import curriculum_weights  # defers numpy
+
+        return curriculum_weights(pass_rates, curriculum.focus, curriculum.floor)
+
+    def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
+        """Unhinted rollouts per drawn question (pass rates in draw order); they sum to len x group_size."""
+        return [group_size] * len(pass_rates)
+
     def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
         return 0.0
+
+    # Rescues: for a question whose unhinted group failed entirely, the coordinator samples `rescue_size`
+    # more rollouts after `rescue_hint(...)`, within `rescue_budget` rollouts per step, and reports each
+    # subgroup's outcome to `rescued`, which says whether to try again (a longer hint) within the step.
+    rescue_size: int = 0
+    rescue_budget: int = 0
+    hint_column: str | None = None  # the training set's column the hints are cut from
+
+    def rescue_hint(self, qid: str, solution: str, answer: str, step: int, steps: int) -> str:
+        return ""
+
+    def rescued(self, qid: str, solution: str, answer: str, num_correct: int, num_samples: int) -> bool:
+        return False
+
+    def observed(self, qid: str, num_correct: int, num_samples: int) -> None:
+        """A question's unhinted group was scored (the only outcomes that count as its difficulty)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def shape_rewards(self, group: GroupOutcome) -> list[float]:
         return list(group.rewards)

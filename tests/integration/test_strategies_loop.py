@@ -1,5 +1,6 @@
 """Guided strategies through the real RL loop (smoke config, one step each): hints reach the generator and the
-learner, and the SFT-routed tokens are trained in the same step as the GRPO ones."""
+learner, and the SFT-routed tokens are trained in the same step as the GRPO ones; adaptive's rescues and
+rollout allocation happen in a real step and nothing is dropped."""
 
 import pytest
 
@@ -29,11 +30,11 @@ def _unanswerable_next_questions(n: int):
 
 
 @pytest.mark.parametrize("strategy", [
-    ["strategy=adaptive", "strategy.hint_below=1.0"],  # every question below 1.0: every prompt gets a hint
+    ["strategy=trace_hint", "strategy.hint_below=1.0"],  # every question below 1.0: every prompt gets a hint
     ["strategy=interleaved"],
     ["strategy=progressive", "strategy.schedule_steps=2", "data.max_prompt_tokens=1536",
      "rollout.max_model_len=2048"],
-], ids=["adaptive", "interleaved", "progressive"])
+], ids=["trace_hint", "interleaved", "progressive"])
 def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strategy):
     from synergy_ray.config import load_config
     from synergy_ray.coordinator import Coordinator
@@ -52,7 +53,7 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
     finally:
         ray_local.get(handle.shutdown.remote())  # gives back its placement groups
         ray_local.kill(handle)
-    if cfg.strategy.name == "adaptive":
+    if cfg.strategy.name == "trace_hint":
         assert stats.counters.hinted_prompts == 4  # unseen questions sit at the prior 0.5 < 1.0
         assert stats.learner.sft_tokens > 0
     elif cfg.strategy.name == "progressive":  # step 0 of the schedule: the whole trace is given, then continued
@@ -66,3 +67,55 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
         # the other groups keep the GRPO loss in the same step unless they all failed too
         assert (stats.learner.policy_tokens > 0) == (failed_groups < 4)
     assert stats.sync_logprob_gap < 2e-3
+
+
+ADAPTIVE = ["strategy=adaptive", "curriculum.floor=1.0",  # uniform draws, whatever the pass rates: a known batch
+            "strategy.rescue_after=0", "strategy.rescue_size=2", "strategy.rescue_budget=4",
+            "strategy.min_group=2", "strategy.max_group=4"]  # 16 rollouts: 12 unhinted (2-4 each), 4 for rescues
+
+
+def _two_solved_two_unanswerable():
+    """A call for the coordinator actor: of the next draw, the last two questions look reliably solved in the
+    pass-rate table and the first two get a gold nothing can match (their unhinted groups all fail). It returns
+    the draw. A closure, so Ray ships it by value."""
+    def prepare(c) -> list[str]:
+        state = c.sampler.state_dict()
+        qids = c.sampler.sample(c.cfg.rl.prompt_batch)
+        c.sampler.load_state_dict(state)
+        for q in qids[2:]:
+            for _ in range(3):
+                c.sampler.update(q, 8, 8)
+        for q in qids[:2]:
+            c.answers[c.row_of[q]], c.choices[c.row_of[q]] = "-31415926535", []
+        return qids
+
+    return prepare
+
+
+def test_adaptive_allocates_by_need_and_rescues_all_fail_groups_in_a_real_step(ray_local, smoke_run, smoke_base,
+                                                                               tmp_path):
+    from synergy_ray.config import load_config
+    from synergy_ray.coordinator import Coordinator
+    from synergy_ray.strategies import build
+
+    cfg0, prepared = smoke_run
+    cfg = load_config("configs/smoke_cpu.yaml", [f"run.output_dir={cfg0.run.output_dir}", *BASE, *ADAPTIVE])
+    handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
+        cfg, str(smoke_base), str(prepared.train_path), str(tmp_path), build(cfg))
+    try:
+        qids = ray_local.get(handle.__ray_call__.remote(_two_solved_two_unanswerable()))
+        stats = ray_local.get(handle.step.remote())
+        counts = ray_local.get(handle.__ray_call__.remote(lambda c: {q: c.sampler.table._counts[q] for q in qids}))
+    finally:
+        ray_local.get(handle.shutdown.remote())
+        ray_local.kill(handle)
+    # allocation: the two unseen (p = 0.5) questions get the most, the two solved ones the minimum; 12 in all
+    assert stats.group_sizes == [4, 4, 2, 2] and stats.num_rollouts == 12
+    # rescue: both all-fail questions got a hinted subgroup of 2 from the 4 rollouts kept for rescues
+    assert stats.counters.all_failed_groups >= 2
+    assert stats.counters.hinted_prompts == 2 and stats.counters.rescue_rollouts == 4 == stats.hinted_rollouts
+    assert stats.sampled_tokens >= 12 + 4  # every rollout samples at least its end token
+    # nothing dropped or lost, and the difficulty table saw only the unhinted 4 of each failed question
+    assert stats.counters.dropped_too_long == 0 and stats.counters.lost_rollouts == 0
+    assert [tuple(counts[q]) for q in qids[:2]] == [(0.0, 4.0), (0.0, 4.0)]
+    assert stats.learner.policy_tokens > 0 and stats.sync_logprob_gap < 2e-3

@@ -63,3 +63,25 @@ def test_a_strategy_time_reaches_the_rows_it_made_under_other_names():
     credit_seconds(seconds, "two_stage", {}, 5.0)  # every model reused: nothing new evaluated
     assert seconds == {"base": 200.0, "rl": 230.0, "merge": 33.0, "merge_linear_0.25": 33.0,
                        "merge_linear_0.5": 33.0, "two_stage": 5.0}
+
+
+def test_variants_run_under_their_own_names_and_seeds_repeat_only_grpo_from_base():
+    import pytest
+
+    from synergy_ray.config import ConfigError
+    from synergy_ray.run.compare import seeded
+    from synergy_ray.strategies import build
+
+    cfg = load_config("configs/demo_cpu.yaml", [
+        "compare.strategies=[sft,rl,adaptive,two_stage,rescue_only]", "compare.seeds=3",
+        "compare.variants={rescue_only: {name: adaptive, budget: false, curriculum: hardness}}"])
+    variant = strategy_config(cfg, "rescue_only").strategy
+    assert (variant.name, variant.budget, variant.curriculum, variant.rescue) == ("adaptive", False, "hardness", True)
+    assert [p.makes for p in build(strategy_config(cfg, "rescue_only")).phases] == ["adaptive"]  # renamed in the run
+    assert seeded(cfg) == ["rl", "adaptive", "rescue_only"]  # sft and two_stage are made once
+    assert side_by_side_order(["sft", "rescue_only"], set(), set(), cfg.compare.variants) == ["sft", "rescue_only"]
+    for bad, field in [("{rl: {name: rl}}", "compare.variants.rl"),
+                       ("{x: {name: adaptive, budget: maybe}}", "compare.variants.x"),
+                       ("{x: {name: nothing}}", "compare.variants.x")]:
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_config("configs/demo_cpu.yaml", [f"compare.variants={bad}", "compare.strategies=[rl,x]"])

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from synergy_ray.core.schedules import adaptive_hint_fraction, prefix_fraction, prefix_tokens
+from synergy_ray.core.schedules import trace_hint_fraction, prefix_fraction, prefix_tokens
 
 
 def test_linear_cosine_step_by_hand():
@@ -21,10 +21,10 @@ def test_bad_schedule_inputs():
 
 
 def test_adaptive_fraction_shrinks_with_pass_rate():
-    assert adaptive_hint_fraction(0.0, 0.25) == 1.0
-    assert adaptive_hint_fraction(0.125, 0.25) == 0.5
-    assert adaptive_hint_fraction(0.25, 0.25) == 0.0
-    assert adaptive_hint_fraction(0.9, 0.25) == 0.0
+    assert trace_hint_fraction(0.0, 0.25) == 1.0
+    assert trace_hint_fraction(0.125, 0.25) == 0.5
+    assert trace_hint_fraction(0.25, 0.25) == 0.0
+    assert trace_hint_fraction(0.9, 0.25) == 0.0
 
 
 def test_prefix_tokens_never_reveals_the_whole_trace():

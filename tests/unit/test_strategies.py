@@ -4,13 +4,13 @@ import math
 
 import pytest
 
-from synergy_ray.config import (AdaptiveStrategy, InterleavedStrategy, MergeStrategy, ProgressiveStrategy,
+from synergy_ray.config import (InterleavedStrategy, MergeStrategy, ProgressiveStrategy, TraceHintStrategy,
                                 TwoStageStrategy)
 from synergy_ray.records import Rollout
-from synergy_ray.strategies.adaptive import Adaptive
 from synergy_ray.strategies.base import GroupOutcome, Strategy
 from synergy_ray.strategies.interleaved import Interleaved
 from synergy_ray.strategies.progressive import Progressive
+from synergy_ray.strategies.trace_hint import TraceHint
 from synergy_ray.strategies.two_stage import TwoStage
 
 
@@ -59,16 +59,16 @@ def test_two_stage_runs_sft_then_rl_with_its_own_limit():
     assert rl.makes == "two_stage" and strategy.builds_on == ("sft",)
 
 
-def test_adaptive_hint_follows_each_questions_pass_rate():
-    strategy = Adaptive(AdaptiveStrategy(hint_below=0.25, hint_weight=0.2, length_penalty=0.0, easy_above=0.75))
+def test_trace_hint_follows_each_questions_pass_rate():
+    strategy = TraceHint(TraceHintStrategy(hint_below=0.25, hint_weight=0.2, length_penalty=0.0, easy_above=0.75))
     assert strategy.hint_fraction("hard", 0, 0.0) == 1.0
     assert strategy.hint_fraction("medium", 0, 0.125) == 0.5
     assert strategy.hint_fraction("easy", 0, 0.9) == 0.0
     assert strategy.hint_fraction("hard", 10_000, 0.0) == 1.0  # no global clock: only the question's progress
 
 
-def test_adaptive_length_penalty_only_on_easy_correct_answers():
-    strategy = Adaptive(AdaptiveStrategy(hint_below=0.25, hint_weight=0.2, length_penalty=0.1, easy_above=0.75))
+def test_trace_hint_length_penalty_only_on_easy_correct_answers():
+    strategy = TraceHint(TraceHintStrategy(hint_below=0.25, hint_weight=0.2, length_penalty=0.1, easy_above=0.75))
     easy = _group([True, True, False], pass_rate=0.8, lengths=[10, 5, 10])
     assert strategy.shape_rewards(easy) == pytest.approx([1.0 - 0.1, 1.0 - 0.05, 0.0])
     hard = _group([True, False], pass_rate=0.2, lengths=[10, 5])

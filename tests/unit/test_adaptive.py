@@ -1,0 +1,69 @@
+"""`adaptive`'s decisions through the strategy interface, and its config checks."""
+
+import numpy as np
+import pytest
+
+from synergy_ray.config import AdaptiveStrategy, CurriculumConfig, load_config
+from synergy_ray.core.curriculum import curriculum_weights, informative_weights
+from synergy_ray.strategies.adaptive import Adaptive
+
+SUM = "<think>3+5+7=15</think>\\boxed{15}"
+
+
+def test_informative_weights_peak_at_half_and_keep_the_floor():
+    w = informative_weights([0.0, 0.5, 1.0, 0.25], floor=0.2)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[1] > w[3] > w[0] == pytest.approx(w[2]) == pytest.approx(0.2 / 4)
+    assert np.allclose(informative_weights([1.0, 1.0], 0.1), [0.5, 0.5])  # nothing informative: uniform
+
+
+def test_the_curriculum_component_picks_the_weight_function():
+    rates, cur = [0.05, 0.5, 0.95], CurriculumConfig(focus=2.0, floor=0.1)
+    assert np.allclose(Adaptive(AdaptiveStrategy()).sampling_weights(rates, cur), informative_weights(rates, 0.1))
+    assert np.allclose(Adaptive(AdaptiveStrategy(curriculum="hardness")).sampling_weights(rates, cur),
+                       curriculum_weights(rates, 2.0, 0.1))
+
+
+def test_group_sizes_keep_the_step_total_with_the_rescue_budget_set_aside():
+    s = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16))
+    sizes = s.group_sizes([1.0] * 8 + [0.0] * 8, 8)
+    assert sum(sizes) == 16 * 8 - 16 and sizes[:8] == [4] * 8 and sizes[8:] == [10] * 8
+    even = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16)).group_sizes([1.0] * 8 + [0.0] * 8, 8)
+    assert even == [7] * 16
+    no_rescue = Adaptive(AdaptiveStrategy(rescue=False, budget=False))
+    assert no_rescue.group_sizes([0.2] * 4, 8) == [8] * 4 and no_rescue.rescue_size == 0
+
+
+def test_rescue_hints_climb_fade_and_stop():
+    s = Adaptive(AdaptiveStrategy(rescue_after=2, rescue_until=0.5))
+    assert s.rescue_hint("q", SUM, "15", step=1, steps=10) == ""  # warm-up
+    assert s.rescue_hint("q", SUM, "15", step=2, steps=10) == "<think>3+"
+    assert s.rescued("q", SUM, "15", 0, 4) is True  # all failed: the next rung, within the step
+    assert s.rescue_hint("q", SUM, "15", step=2, steps=10) == "<think>3+5+"
+    assert s.rescued("q", SUM, "15", 1, 4) is False
+    assert s.rescue_hint("q", SUM, "15", step=5, steps=10) == ""  # the last half of training: plain RL
+    s.observed("q", 1, 8)  # its first unhinted success
+    assert s.rescue_hint("q", SUM, "15", step=3, steps=10) == ""
+    restored = Adaptive(AdaptiveStrategy())
+    restored.load_state_dict(s.state_dict())
+    assert restored.rescue_hint("q", SUM, "15", step=6, steps=10) == ""
+
+
+def test_hint_tokens_get_no_loss_by_default():
+    from synergy_ray.records import GroupOutcome, Rollout
+
+    r = Rollout(qid="q", row=0, sample=0, prompt_ids=[1], completion_ids=[5, 6, 7], sampler_logprobs=[0.0] * 3,
+                text="", truncated=False, weight_version=0, prefix_len=2)
+    group = GroupOutcome("q", 0, [r], [1.0], [True], 0.0, [])
+    (sample,) = Adaptive(AdaptiveStrategy()).samples(group, [0.5], 0)
+    assert sample.sft_weight == 0.0 and sample.policy_from == 2
+
+
+@pytest.mark.parametrize("override, field", [
+    (["strategy.rescue_budget=2"], "strategy.rescue_budget"),  # less than one subgroup
+    (["strategy.min_group=8", "strategy.rescue_budget=16"], "strategy.rescue_budget"),  # 112 < 16 x 8
+    (["strategy.min_group=9", "strategy.max_group=4"], "strategy.max_group"),
+])
+def test_a_budget_that_cannot_be_shared_is_refused_naming_the_field(override, field):
+    with pytest.raises(ValueError, match=field):
+        load_config("configs/demo_cpu.yaml", ["strategy=adaptive", *override])

@@ -311,6 +311,10 @@ class AdaptiveStrategy(Section):
     min_group: int = Field(4, ge=2)
     max_group: int = Field(16, ge=2)
     curriculum: Literal["informative", "hardness"] = "informative"  # p(1 - p), or the curriculum section's focus
+    # A question's pass-rate prior is its level's current pass rate (core.curriculum.PooledPassRateTable),
+    # worth `prior_strength` samples; false = the plain Beta(1, 1) prior, 0.5 for every unseen question.
+    pooled_prior: bool = True
+    prior_strength: float = Field(2.0, gt=0)
 
     def unhinted_rollouts(self, prompt_batch: int, group_size: int) -> int:
         """The step's unhinted rollouts: the whole budget less what rescues may spend."""

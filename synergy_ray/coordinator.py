@@ -74,6 +74,7 @@ class Coordinator:
         # Progress by stored level when the training set has one, else by design difficulty (reasoning steps).
         self.bucket, bucket_label = (table["level"], "L") if "level" in table else (table["steps"], "S")
         self.sampler = CurriculumSampler(self.qids, cfg.curriculum.focus, cfg.curriculum.floor, seed=cfg.run.seed,
+                                         table=strategy.difficulty_table(dict(zip(self.qids, self.bucket))),
                                          weigh=lambda rates: strategy.sampling_weights(rates, cfg.curriculum))
         self.long_cot = table.get("long_cot") or []
         self.solutions = table.get(strategy.hint_column) if strategy.hint_column else None  # rescue hints' source

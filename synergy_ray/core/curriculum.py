@@ -53,6 +53,47 @@ class PassRateTable:
         self._counts = {qid: (float(c), float(w)) for qid, c, w in state["counts"]}
 
 
+class PooledPassRateTable(PassRateTable):
+    """Per-question counts on top of a prior pooled over the question's bucket (its level or design steps).
+
+    With thousands of questions and a few hundred draws, most questions are seen once or never, and a plain
+    table holds them all at the prior 0.5. Here a question's prior mean is its bucket's current pass rate,
+        m_b = (1 + C_b) / (2 + C_b + W_b),   C_b, W_b discounted by `bucket_decay` at each of the bucket's updates,
+    worth `strength` pseudo-samples:  pass_rate = (strength * m_b + c) / (strength + c + w).
+    """
+
+    def __init__(self, bucket_of: dict[QuestionId, Hashable], strength: float = 2.0, bucket_decay: float = 0.95,
+                 decay: float = 0.5):
+        super().__init__(decay=decay)
+        if strength <= 0 or not 0 < bucket_decay <= 1:
+            raise ValueError("strength must be > 0 and bucket_decay in (0, 1]")
+        self.bucket_of, self.strength, self.bucket_decay = dict(bucket_of), strength, bucket_decay
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
+
+    def update(self, qid: QuestionId, num_correct: int, num_samples: int) -> None:
+        super().update(qid, num_correct, num_samples)
+        b = self.bucket_of[qid]
+        correct, wrong = self._buckets.get(b, (0.0, 0.0))
+        d = self.bucket_decay
+        self._buckets[b] = (d * correct + num_correct, d * wrong + num_samples - num_correct)
+
+    def bucket_rate(self, bucket: Hashable) -> float:
+        correct, wrong = self._buckets.get(bucket, (0.0, 0.0))
+        return (1.0 + correct) / (2.0 + correct + wrong)
+
+    def pass_rate(self, qid: QuestionId) -> float:
+        correct, wrong = self._counts.get(qid, (0.0, 0.0))
+        m = self.bucket_rate(self.bucket_of[qid])
+        return (self.strength * m + correct) / (self.strength + correct + wrong)
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"buckets": [[b, c, w] for b, (c, w) in self._buckets.items()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._buckets = {b: (float(c), float(w)) for b, c, w in state.get("buckets", [])}
+
+
 def curriculum_weights(pass_rates: Sequence[float], focus: float, floor: float) -> np.ndarray:
     """Sampling probabilities from pass rates: floor * uniform + (1 - floor) * normalised (1 - p)^focus."""
     if focus < 0:

@@ -5,7 +5,7 @@ of the config (`config.py`, tagged by the same name). It answers:
 - `phases`: which phases a run is made of, in order (`phases.py`: long-CoT SFT, GRPO, or its own);
 - `builds_on`: which other strategies' finished models `compare` lets it start from;
 - `fitted_to`: which of its fields `compare` fits to the run (a schedule as long as the RL stage, say);
-- `sampling_weights`: the curriculum's draw probabilities from the questions' pass rates;
+- `difficulty_table`, `sampling_weights`: how pass rates are estimated, and the draw probabilities from them;
 - `group_sizes`: how many rollouts each drawn question gets (the step's total stays prompt_batch x group_size);
 - `hint_fraction`: how much of a question's expert trace to put at the start of the assistant turn now;
 - `shape_rewards`: adjust a group's rewards before advantages (e.g. a length penalty on easy questions);
@@ -67,6 +67,11 @@ class Strategy:
         from synergy_ray.core.curriculum import curriculum_weights  # defers numpy
 
         return curriculum_weights(pass_rates, curriculum.focus, curriculum.floor)
+
+    def difficulty_table(self, bucket_of: dict[str, int]) -> Any:
+        """The pass-rate table the curriculum keeps (`core.curriculum`); None = the plain per-question one.
+        `bucket_of`: each question's level (or design steps)."""
+        return None
 
     def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
         """Unhinted rollouts per drawn question (pass rates in draw order); they sum to len x group_size."""

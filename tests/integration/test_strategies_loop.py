@@ -71,7 +71,8 @@ def test_guided_strategy_step(ray_local, smoke_run, smoke_base, tmp_path, strate
 
 ADAPTIVE = ["strategy=adaptive", "curriculum.floor=1.0",  # uniform draws, whatever the pass rates: a known batch
             "strategy.rescue_after=0", "strategy.rescue_size=2", "strategy.rescue_budget=4",
-            "strategy.min_group=2", "strategy.max_group=4"]  # 16 rollouts: 12 unhinted (2-4 each), 4 for rescues
+            "strategy.min_group=2", "strategy.max_group=4",  # 16 rollouts: 12 unhinted (2-4 each), 4 for rescues
+            "strategy.pooled_prior=false"]  # unseen questions at 0.5, whatever their level's other questions did
 
 
 def _two_solved_two_unanswerable():

@@ -67,3 +67,19 @@ def test_hint_tokens_get_no_loss_by_default():
 def test_a_budget_that_cannot_be_shared_is_refused_naming_the_field(override, field):
     with pytest.raises(ValueError, match=field):
         load_config("configs/demo_cpu.yaml", ["strategy=adaptive", *override])
+
+
+def test_a_pooled_prior_starts_unseen_questions_at_their_levels_pass_rate():
+    from synergy_ray.core.curriculum import PooledPassRateTable
+
+    t = PooledPassRateTable({"a": 1, "b": 1, "c": 5}, strength=2.0, bucket_decay=1.0)
+    assert t.pass_rate("b") == 0.5 == t.pass_rate("c")  # nothing seen yet
+    t.update("a", 8, 8)
+    assert t.bucket_rate(1) == pytest.approx(9 / 10)
+    assert t.pass_rate("b") == pytest.approx(0.9)  # unseen, from its level
+    assert t.pass_rate("a") == pytest.approx((2 * 0.9 + 8) / (2 + 8))
+    assert t.pass_rate("c") == 0.5  # another level learns nothing from it
+    restored = PooledPassRateTable({"a": 1, "b": 1, "c": 5}, strength=2.0, bucket_decay=1.0)
+    restored.load_state_dict(t.state_dict())
+    assert restored.pass_rate("b") == pytest.approx(0.9) and restored.pass_rate("a") == t.pass_rate("a")
+    assert Adaptive(AdaptiveStrategy(pooled_prior=False)).difficulty_table({"a": 1}) is None

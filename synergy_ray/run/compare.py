@@ -23,25 +23,15 @@ import json
 import time
 from pathlib import Path
 
-from synergy_ray.config import SynergyConfig, validate_tree
+from synergy_ray.config import SynergyConfig
 from synergy_ray.console import log
 from synergy_ray.core.difficulty import LEVELS
 from synergy_ray.evaluation.tables import cell, markdown_table
 from synergy_ray.run import pipeline, stages
-from synergy_ray.strategies import build, strategy_class
+from synergy_ray.strategies import build, strategy_class, strategy_config
 from synergy_ray.strategies.phases import GRPO
 
 SEED_BASELINE = "rl"  # what seeded strategies are paired against
-
-def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
-    """`cfg` with `strategy: name` (or the section of the variant so named, `compare.variants`) and that
-    strategy's defaults fitted to this run's length and context; a variant's own fields win."""
-
-    section = dict(cfg.compare.variants.get(name) or {"name": name})
-    tree = cfg.model_dump(mode="json")
-    tree["strategy"] = {**strategy_class(section["name"]).fitted_to(cfg), **section}
-    return validate_tree(tree)
-
 
 def _kind(variants: dict, name: str) -> str:
     """The strategy a compared name runs: itself, or the strategy of the variant so named."""

@@ -152,20 +152,19 @@ class StageClock:
         return time.perf_counter() - self.start
 
 
-def study(cfg: SynergyConfig, strategy, phases: tuple | None = None) -> list:
-    """Base model, L1-L5 levels from its pass rates, then each phase in order (the strategy's own unless
-    `phases` is given), every model evaluated on the same stored level buckets."""
+def study(cfg: SynergyConfig, plan: list[tuple]) -> list:
+    """Base model, L1-L5 levels from its pass rates, then each (config, strategy, phase) of `plan` in order,
+    every model evaluated on the same stored level buckets."""
 
-    phases = strategy.phases if phases is None else phases
-    clock = StageClock(total=3 + 2 * len(phases))
+    clock = StageClock(total=3 + 2 * len(plan))
     prepared, base, base_report = start_study(cfg, clock)
     reports = [base_report]
     models = {"base": base}
-    for phase in phases:
-        for name, model in run_phase(cfg, prepared, strategy, phase, models, clock):
+    for phase_cfg, strategy, phase in plan:
+        for name, model in run_phase(phase_cfg, prepared, strategy, phase, models, clock):
             models[phase.makes] = model
             clock.next(f"evaluate {name} on the same levels")
-            reports.append(stages.evaluate_model(cfg, prepared, model, name))
+            reports.append(stages.evaluate_model(phase_cfg, prepared, model, name))
     total = clock.finish()
     print("\nAccuracy by difficulty level (levels from the base model's pass@%d):" % reports[0].k)
     print(format_table(reports, "level"))
@@ -195,16 +194,22 @@ def run_phase(cfg: SynergyConfig, prepared: PreparedRun, strategy, phase, models
 
 
 def run_demo(cfg: SynergyConfig) -> int:
-    """The embedded demo: the base model, then long-CoT SFT and GRPO from it, all measured by level."""
+    """The embedded demo: the base model, then long-CoT SFT, GRPO and our adaptive GRPO from it, all measured
+    by level."""
 
-    study(cfg, build(cfg), (LongCotSFT(), GRPO()))
+    plain = build(cfg)
+    adaptive_cfg = strategies.strategy_config(cfg, "adaptive")
+    adaptive = build(adaptive_cfg)
+    study(cfg, [(cfg, plain, LongCotSFT()), (cfg, plain, GRPO()),
+                *((adaptive_cfg, adaptive, phase) for phase in adaptive.phases)])
     return 0
 
 
 def train(cfg: SynergyConfig) -> int:
     """Run the config's strategy: its phases in order, each evaluated by level against the base."""
 
-    study(cfg, strategies.build(cfg))
+    strategy = strategies.build(cfg)
+    study(cfg, [(cfg, strategy, phase) for phase in strategy.phases])
     return 0
 
 

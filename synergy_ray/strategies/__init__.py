@@ -12,7 +12,7 @@ import pkgutil
 from synergy_ray.config import SynergyConfig
 from synergy_ray.strategies.base import GroupOutcome, Strategy
 
-__all__ = ["GroupOutcome", "Strategy", "build", "roles_in_use", "strategy_class"]
+__all__ = ["GroupOutcome", "Strategy", "build", "roles_in_use", "strategy_class", "strategy_config"]
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -24,6 +24,17 @@ def strategy_class(name: str) -> type[Strategy]:
 
 def build(cfg: SynergyConfig) -> Strategy:
     return strategy_class(cfg.strategy.name)(cfg.strategy)
+
+
+def strategy_config(cfg: SynergyConfig, name: str) -> SynergyConfig:
+    """`cfg` with `strategy: name` (or the section of the variant so named, `compare.variants`) and that
+    strategy's defaults fitted to this run's length and context; a variant's own fields win."""
+    from synergy_ray.config import validate_tree
+
+    section = dict(cfg.compare.variants.get(name) or {"name": name})
+    tree = cfg.model_dump(mode="json")
+    tree["strategy"] = {**strategy_class(section["name"]).fitted_to(cfg), **section}
+    return validate_tree(tree)
 
 
 def roles_in_use(cfg: SynergyConfig) -> tuple[bool, bool]:

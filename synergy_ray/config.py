@@ -307,7 +307,9 @@ class AdaptiveStrategy(Section):
     rescue_after: int = Field(5, ge=0)  # warm-up steps without rescues
     rescue_until: float = Field(0.8, gt=0, le=1)  # share of rl.steps after which no hints (plain RL to the end)
     hint_loss_weight: float = Field(0.0, ge=0)  # NLL weight on hint tokens; 0 = hints are context only
-    budget: bool = True  # group sizes by need (core.allocation); false = the same size for every question
+    budget: bool = True  # group sizes by pass rate (core.allocation); false = the same size for every question
+    # "signal": each extra rollout where it most raises the chance of a mixed group; "need": shares by 1 - p
+    budget_rule: Literal["signal", "need"] = "signal"
     min_group: int = Field(4, ge=2)
     max_group: int = Field(16, ge=2)
     curriculum: Literal["informative", "hardness"] = "informative"  # p(1 - p), or the curriculum section's focus

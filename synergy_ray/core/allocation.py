@@ -8,10 +8,21 @@ Integer shares by largest remainder (ties: the earlier question), so the sizes a
 
 Equal needs (or `pass_rates=None`) split the budget evenly: that is plain GRPO's fixed group size when the
 budget is a multiple of the number of questions.
+
+`allocate_for_signal` spends the same budget on the chance of a gradient instead: a group of n at pass rate p
+has a mixed outcome (not all right, not all wrong, so non-zero advantages) with probability
+    P(n, p) = 1 - p^n - (1 - p)^n.
+P is symmetric in p, but a mixed group of a nearly solved question only polishes what the model already does,
+so a question's value is (1 - p) P(n, p): few samples for reliably solved questions, more for hard ones. Each
+rollout above `n_min` goes, one at a time, to the question whose value gains most from it (ties: the smaller
+group, then the earlier question); the value is concave in n, so this greedy split maximises the total. A
+question at p = 0.5 is settled by about 4 samples (P = 0.88); one at p = 0.05 keeps gaining up to `n_max`
+(P = 0.19 at 4, 0.56 at 16).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Sequence
 
@@ -51,3 +62,34 @@ def allocate_group_sizes(pass_rates: Sequence[float] | None, total: int, n_min: 
     for i in order[:total - sum(whole)]:
         whole[i] += 1
     return whole
+
+
+def mixed_chance(n: int, p: float) -> float:
+    """P(a group of n at pass rate p is neither all right nor all wrong)."""
+    return 1.0 - p ** n - (1.0 - p) ** n
+
+
+def allocate_for_signal(pass_rates: Sequence[float], total: int, n_min: int, n_max: int) -> list[int]:
+    """Group sizes summing to `total`, each in [n_min, n_max], maximising the summed (1 - p) P(n, p)."""
+    n = len(pass_rates)
+    if not n:
+        raise ValueError("allocate at least one question")
+    if not 1 <= n_min <= n_max:
+        raise ValueError(f"need 1 <= n_min <= n_max, got {n_min}, {n_max}")
+    if not n * n_min <= total <= n * n_max:
+        raise ValueError(f"{total} rollouts cannot go to {n} questions at {n_min}-{n_max} each")
+    p = [min(max(float(x), 0.0), 1.0) for x in pass_rates]
+    sizes = [n_min] * n
+
+    def entry(i: int) -> tuple[float, int, int]:
+        gain = (1.0 - p[i]) * (mixed_chance(sizes[i] + 1, p[i]) - mixed_chance(sizes[i], p[i]))
+        return (-gain, sizes[i], i)
+
+    heap = [entry(i) for i in range(n) if sizes[i] < n_max]
+    heapq.heapify(heap)
+    for _ in range(total - n * n_min):
+        _, _, i = heapq.heappop(heap)
+        sizes[i] += 1
+        if sizes[i] < n_max:
+            heapq.heappush(heap, entry(i))
+    return sizes

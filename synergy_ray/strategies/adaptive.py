@@ -10,8 +10,9 @@ Three components, each a pure decision in `core/` and each switchable for its ab
    are gone after its first unhinted success. No rescues during the first `rescue_after` steps or after
    `rescue_until` of the run.
 2. **Budget** (`budget`, `core.allocation`). At an equal number of rollouts per step, questions that are
-   reliably solved get `min_group` samples and hard ones up to `max_group`, in proportion to 1 - p. Each
-   group's baseline is taken over all of its samples. Rescues spend at most `rescue_budget` of the step's
+   reliably solved get `min_group` samples and hard ones up to `max_group`: by default each rollout goes where
+   it most raises the chance of a mixed group (`budget_rule: signal`), or shares follow 1 - p (`need`, the
+   first rule). Each group's baseline is taken over all of its samples. Rescues spend at most `rescue_budget` of the step's
    rollouts; the unhinted groups share the rest.
 3. **Curriculum** (`curriculum`, `core.curriculum`). Draws are weighted toward informative questions, those
    near p = 0.5 where GRPO's reward variance is largest, rather than toward the hardest ones (`(1-p)^focus`).
@@ -56,13 +57,14 @@ class Adaptive(Strategy):
         return informative_weights(pass_rates, curriculum.floor)
 
     def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
-        from synergy_ray.core.allocation import allocate_group_sizes
+        from synergy_ray.core.allocation import allocate_for_signal, allocate_group_sizes
 
         s = self.section
         total = s.unhinted_rollouts(len(pass_rates), group_size)
         if not s.budget:
             return allocate_group_sizes(None, total, 2, total, count=len(pass_rates))
-        return allocate_group_sizes(pass_rates, total, s.min_group, s.max_group)
+        rule = allocate_for_signal if s.budget_rule == "signal" else allocate_group_sizes
+        return rule(pass_rates, total, s.min_group, s.max_group)
 
     def _ladder(self, qid: str, solution: str, answer: str) -> list[str]:
         if qid not in self._ladders:

@@ -65,7 +65,7 @@ class GRPO(Phase):
     rl_roles: bool = True
 
     def title(self, cfg: SynergyConfig) -> str:
-        return (f"GRPO ({cfg.strategy.name}) from base: {cfg.rl.steps} steps "
+        return (f"GRPO ({self.makes}) from base: {cfg.rl.steps} steps "
                 "(vLLM generators, verifiers, DeepSpeed learner)")
 
     def run(self, cfg: SynergyConfig, prepared: PreparedRun, models: dict[str, Path], strategy: Strategy) -> Made:

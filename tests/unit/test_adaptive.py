@@ -25,9 +25,12 @@ def test_the_curriculum_component_picks_the_weight_function():
 
 
 def test_group_sizes_keep_the_step_total_with_the_rescue_budget_set_aside():
-    s = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16))
-    sizes = s.group_sizes([1.0] * 8 + [0.0] * 8, 8)
+    need = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16, budget_rule="need"))
+    sizes = need.group_sizes([1.0] * 8 + [0.0] * 8, 8)
     assert sum(sizes) == 16 * 8 - 16 and sizes[:8] == [4] * 8 and sizes[8:] == [10] * 8
+    signal = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16))
+    sizes = signal.group_sizes([0.9] * 8 + [0.1] * 8, 8)
+    assert sum(sizes) == 112 and max(sizes[:8]) < min(sizes[8:])
     even = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16)).group_sizes([1.0] * 8 + [0.0] * 8, 8)
     assert even == [7] * 16
     no_rescue = Adaptive(AdaptiveStrategy(rescue=False, budget=False))

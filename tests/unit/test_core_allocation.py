@@ -39,3 +39,23 @@ def test_an_impossible_budget_is_refused():
         allocate_group_sizes([0.5] * 4, 100, 4, 16)
     with pytest.raises(ValueError):
         allocate_group_sizes([], 8, 2, 8)
+
+
+def test_signal_allocation_spends_the_budget_where_a_mixed_group_is_likeliest():
+    from synergy_ray.core.allocation import allocate_for_signal, mixed_chance
+
+    assert mixed_chance(4, 0.5) == pytest.approx(1 - 2 * 0.5 ** 4) and mixed_chance(8, 0.0) == 0.0
+    sizes = allocate_for_signal([0.5, 0.05, 0.95, 0.5], 40, 4, 16)
+    assert sizes == [9, 16, 6, 9]  # the nearly solved question gets the least, the hardest the most
+    # greedy on a concave gain is optimal: no single move of one rollout raises the summed value
+    rates = [0.5, 0.05, 0.95, 0.5]
+    value = sum((1 - p) * mixed_chance(n, p) for n, p in zip(sizes, rates))
+    for i, j in itertools.permutations(range(4), 2):
+        moved = list(sizes)
+        moved[i] -= 1
+        moved[j] += 1
+        if 4 <= moved[i] and moved[j] <= 16:
+            assert sum((1 - p) * mixed_chance(n, p) for n, p in zip(moved, rates)) <= value + 1e-12
+    assert allocate_for_signal([1.0, 0.0, 1.0], 15, 2, 8) == [5, 5, 5]  # no signal anywhere: even
+    with pytest.raises(ValueError, match="cannot go"):
+        allocate_for_signal([0.5] * 4, 100, 4, 16)

@@ -12,8 +12,8 @@ GPUs (`cluster.gpus_per_generator`), where its evaluation engine runs.
 
 With `compare.seeds` N > 1, every strategy made only of GRPO from the base (`seeded`) also runs with seeds
 run.seed + 1 ... + N - 1, under its name with `_seed<i>` (its own RL work directory, model and report), on the
-same base and levels; `compare/seeds.md` and `seeds.json` hold mean +- sd over the seeds per level and the
-difference to `rl` paired by seed (`evaluation.seeds`).
+same base and levels; `compare/seeds.md` and `seeds.json` hold mean +- sd over the seeds per level (and the
+level groups L1-L2, L4-L5) and the difference to `rl` paired by seed (`evaluation.seeds`), for one seed too.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run_compare(cfg: SynergyConfig) -> int:
     write_outputs(list(reports.values()), _keep_earlier_wall_times(seconds, out / "compare.json"), out,
                   rl_seconds={name: rl_step_seconds(prepared.run_dir, name) for name in reports})
     print((out / "compare.md").read_text())
-    if cfg.compare.seeds > 1:
+    if seeded(cfg):
         print(write_seeds(cfg, reports, out))
     return 0
 

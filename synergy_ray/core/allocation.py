@@ -27,18 +27,22 @@ import math
 from typing import Sequence
 
 
-def allocate_group_sizes(pass_rates: Sequence[float] | None, total: int, n_min: int, n_max: int,
-                         count: int | None = None) -> list[int]:
-    """Group sizes summing to `total`, each in [n_min, n_max]; see the module docstring.
-
-    `count` questions when `pass_rates` is None (an even split)."""
-    n = len(pass_rates) if pass_rates is not None else count
+def _check_budget(n: int, total: int, n_min: int, n_max: int) -> None:
     if not n:
         raise ValueError("allocate at least one question")
     if not 1 <= n_min <= n_max:
         raise ValueError(f"need 1 <= n_min <= n_max, got {n_min}, {n_max}")
     if not n * n_min <= total <= n * n_max:
         raise ValueError(f"{total} rollouts cannot go to {n} questions at {n_min}-{n_max} each")
+
+
+def allocate_group_sizes(pass_rates: Sequence[float] | None, total: int, n_min: int, n_max: int,
+                         count: int | None = None) -> list[int]:
+    """Group sizes summing to `total`, each in [n_min, n_max]; see the module docstring.
+
+    `count` questions when `pass_rates` is None (an even split)."""
+    n = len(pass_rates) if pass_rates is not None else count
+    _check_budget(n, total, n_min, n_max)
     need = [1.0] * n if pass_rates is None else [1.0 - min(max(float(p), 0.0), 1.0) for p in pass_rates]
     if sum(need) <= 0:
         need = [1.0] * n  # every question always solved: nothing to favour
@@ -72,12 +76,7 @@ def mixed_chance(n: int, p: float) -> float:
 def allocate_for_signal(pass_rates: Sequence[float], total: int, n_min: int, n_max: int) -> list[int]:
     """Group sizes summing to `total`, each in [n_min, n_max], maximising the summed (1 - p) P(n, p)."""
     n = len(pass_rates)
-    if not n:
-        raise ValueError("allocate at least one question")
-    if not 1 <= n_min <= n_max:
-        raise ValueError(f"need 1 <= n_min <= n_max, got {n_min}, {n_max}")
-    if not n * n_min <= total <= n * n_max:
-        raise ValueError(f"{total} rollouts cannot go to {n} questions at {n_min}-{n_max} each")
+    _check_budget(n, total, n_min, n_max)
     p = [min(max(float(x), 0.0), 1.0) for x in pass_rates]
     sizes = [n_min] * n
 

@@ -227,7 +227,7 @@ class Coordinator:
         strategy shape the rewards, take group advantages (core.routing) and pick each sequence's loss.
         Returns the trained groups and the complete groups in which every rollout failed."""
         groups, failed = [], []
-        for outcome in self._outcomes(rollouts, rewards, correct, sizes):
+        for outcome in self._outcomes(rollouts, rewards, correct):
             self.sampler.update(outcome.qid, sum(outcome.correct), len(outcome.correct))
             self.last_pass[outcome.qid] = sum(outcome.correct) / len(outcome.correct)
             self.strategy.observed(outcome.qid, sum(outcome.correct), len(outcome.correct))
@@ -238,8 +238,8 @@ class Coordinator:
             groups.append(self._trained(outcome))
         return groups, failed
 
-    def _outcomes(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool],
-                  sizes: dict[str, int]) -> list[GroupOutcome]:
+    def _outcomes(self, rollouts: list[Rollout], rewards: list[float], correct: list[bool]) -> list[GroupOutcome]:
+        """Each question's rollouts as one group, with the pass rate known before them."""
         from synergy_ray.core.routing import question_groups  # defers torch
 
         out = []
@@ -283,7 +283,7 @@ class Coordinator:
             sampled += rollouts
             rewards, correct = self._score(rollouts)
             failed = []
-            for outcome in self._outcomes(rollouts, rewards, correct, {p.qid: size for p in prompts}):
+            for outcome in self._outcomes(rollouts, rewards, correct):
                 again = self.strategy.rescued(outcome.qid, self.solutions[outcome.row], self.answers[outcome.row],
                                               sum(outcome.correct), len(outcome.correct))
                 if len(outcome.rollouts) != size:

@@ -309,10 +309,12 @@ class Coordinator:
             self.pool.ask_all(action)
 
     def _train_minibatches(self, groups: list[list[TrainSample]]) -> LearnerSummary:
-        """One optimiser step per mini-batch of `rl.mini_batch` questions; old log-probs fixed before the first."""
+        """rl.prompt_batch / rl.mini_batch optimiser steps, the groups split evenly over them (rescue subgroups
+        included, so a strategy that rescues makes as many updates as plain GRPO); old log-probs are fixed
+        before the first."""
         c = self.cfg
-        minibatches = [[s for g in groups[i:i + c.rl.mini_batch] for s in g]
-                       for i in range(0, len(groups), c.rl.mini_batch)]
+        size = -(-len(groups) // (c.rl.prompt_batch // c.rl.mini_batch)) or 1  # ceil: at most that many updates
+        minibatches = [[s for g in groups[i:i + size] for s in g] for i in range(0, len(groups), size)]
         minibatches = [mb for mb in minibatches if mb]
         samples = [s for mb in minibatches for s in mb]
         if len(minibatches) > 1:  # later mini-batches are off-policy: ratios need the pre-update log-probs

@@ -210,7 +210,8 @@ class LearnerWorker:
         position = grid(lambda x: [float(i) for i in range(len(x.completion_ids))])
         policy_from = grid(lambda x: [float(x.policy_from)] * len(x.completion_ids))
         policy_mask = completion * (position >= policy_from).float()
-        sft_mask = completion * (position < policy_from).float()
+        given = grid(lambda x: [float(x.sft_weight > 0)] * len(x.completion_ids))  # weight 0: context only
+        sft_mask = completion * (position < policy_from).float() * given
         # Single-update steps are on-policy: old = current (detached), ratio 1, the clip never binds.
         old = grid(lambda x: x.old_logprobs or [math.nan] * len(x.completion_ids))
         old = torch.where(torch.isnan(old), logp.detach(), old)

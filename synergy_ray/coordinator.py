@@ -158,7 +158,8 @@ class Coordinator:
             self.sync_weights()
         timings["sync_engine_load"] = self.last_engine_load_s  # inside "sync", not added to the step twice
         with timed(timings, "health_check"):
-            gap = self.sync_gap(rollouts[:SYNC_CHECK_ROLLOUTS])
+            every = c.learner.sync_check_every
+            gap = self.sync_gap(rollouts[:SYNC_CHECK_ROLLOUTS]) if every and self.step_index % every == 0 else None
         # Everything not inside a role call: sampling prompts, sorting, advantages and routing, Ray hops.
         timings["step"] = time.perf_counter() - step_start
         waited = timings.get("generate_wait", 0.0)  # async mode: the rest of the next step's generation
@@ -355,6 +356,7 @@ class Coordinator:
             step=self.step_index, weight_version=self.version, reward_mean=sum(rewards) / n,
             pass_rate=sum(correct) / n, response_tokens_mean=sum(len(r.completion_ids) for r in rollouts) / n,
             clip_ratio=sum(r.truncated for r in rollouts) / n, num_rollouts=len(rollouts), timings=timings,
+            response_lengths=[len(r.completion_ids) for r in rollouts],
             learner=learner_stats, counters=dataclasses.replace(self.counters), sync_logprob_gap=gap,
             pass_rate_by_level=pass_rate_by_bucket([self.bucket[r.row] for r in rollouts], correct),
             staleness=staleness, group_sizes=sizes, hinted_rollouts=len(hinted),

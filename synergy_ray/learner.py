@@ -19,7 +19,9 @@ passes references and never holds a tensor.
 DeepSpeed averages gradients over the data-parallel ranks; the loss is scaled by the world size so the step
 equals the one-rank step on the whole mini-batch (a test checks it).
 
-Left out: sequence packing, logits chunking for very long sequences, LoRA under ZeRO-3, and vLLM's NCCL/IPC
+Micro-batches take a rank's share sorted by length, and the model's head runs only from the first completion
+position on (`logits_to_keep`). Left out: sequence packing (padding-free attention), logits chunking for very
+long completions, LoRA under ZeRO-3, and vLLM's NCCL/IPC
 weight-transfer backends (the weights travel through Ray's object store, on GPU as on CPU).
 """
 
@@ -37,7 +39,7 @@ from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_toke
 from synergy_ray.core.objective import grpo_sft_loss
 from synergy_ray.core.sharding import FILLER, deal
 from synergy_ray.member_calls import answers
-from synergy_ray.model.loading import DTYPES, load_policy
+from synergy_ray.model.loading import DTYPES, accepts_logits_to_keep, load_policy
 from synergy_ray.model.prompting import encode_prompt, pad_token_id, prompt_text
 from synergy_ray.model.training import EngineSetup, base_name, build_engine, export_hf, gathered, lora_modules, merged_weight, set_lr, skip_shm_comm_build, warmup_lr
 from synergy_ray.processes.profiling import mark_rss, peak_rss_mib
@@ -86,6 +88,7 @@ class LearnerWorker:
         self.data = datasets.load_from_disk(self.data_path)
         self.pad_id = pad_token_id(self.processor)
         self._vision_cache: dict[int, tuple[list[int], dict[str, torch.Tensor]]] = {}
+        self._keeps_logits = accepts_logits_to_keep(self.engine.module)
         self._sync_items = self._weights_to_sync()
         sizes = [(name, math.prod(shape) * DTYPES[c.model.dtype].itemsize) for name, shape in self._sync_items]
         self.buckets = plan_buckets(sizes, int(c.learner.sync_bucket_mib * 2**20))
@@ -128,13 +131,20 @@ class LearnerWorker:
             batch[key] = torch.cat([v[key] for v in vision], dim=0)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def _token_logprobs(self, model, batch) -> torch.Tensor:
-        """[B, T-1] log-probs of each next token (position t scores token t + 1), in float32."""
+    def _token_logprobs(self, model, batch, start: int = 0) -> torch.Tensor:
+        """[B, T-1] log-probs of each next token (position t scores token t + 1), in float32.
+
+        Positions before `start` hold no completion token of any row, so the model's head skips them
+        (`logits_to_keep`): with a prompt of image tokens and a vocabulary of ~150k, the prompt's logits would
+        be most of the step's largest tensor. They are 0 on the grid and every mask leaves them out."""
 
         inputs = {k: v for k, v in batch.items() if k != "completion"}
-        logits = model(**inputs).logits.float()
-        logits, targets, _ = shift_for_next_token(logits, batch["input_ids"])
-        return gather_token_logprobs(logits, targets)
+        width = batch["input_ids"].shape[1]
+        if self._keeps_logits:
+            inputs["logits_to_keep"] = width - start
+        logits = model(**inputs).logits[:, -(width - start):]
+        logits, targets, _ = shift_for_next_token(logits, batch["input_ids"][:, start:])
+        return torch.nn.functional.pad(gather_token_logprobs(logits, targets), (start, 0))
 
     @staticmethod
     def _per_token(samples: list[TrainSample], values_of, width: int, completion_mask: torch.Tensor) -> torch.Tensor:
@@ -146,6 +156,17 @@ class LearnerWorker:
             out[i, p - 1:p - 1 + len(vals)] = torch.tensor(vals, dtype=torch.float32)
         return out.to(completion_mask.device)
 
+    def _order(self, samples: list[TrainSample], fillers: int) -> list[int]:
+        """The order micro-batches take the samples in: by length when `learner.sort_by_length` (rows of like
+        length share a micro-batch, so little of it is padding), fillers last. A mini-batch's gradient is a sum
+        over its micro-batches, so the order changes nothing but the padding; every rank keeps its number of
+        micro-batches (ZeRO-3's collectives)."""
+        real = len(samples) - fillers
+        order = list(range(real))
+        if self.cfg.learner.sort_by_length:
+            order.sort(key=lambda i: samples[i].num_tokens)
+        return order + list(range(real, len(samples)))
+
     def _micro_batches(self, samples: list[TrainSample], fillers: int):
         """(chunk, fillers in it) pairs of at most `micro_batch_size` rows; fillers are the part's tail."""
         size, real = self.cfg.learner.micro_batch_size, len(samples) - fillers
@@ -153,21 +174,28 @@ class LearnerWorker:
             chunk = samples[i:i + size]
             yield chunk, len(chunk) - max(0, min(len(chunk), real - i))
 
+    @staticmethod
+    def _start(chunk: list[TrainSample]) -> int:
+        """The first grid position that scores a completion token in `chunk` (prompt length - 1)."""
+        return min(len(s.prompt_ids) for s in chunk) - 1
+
     # ------------------------------------------------------------ public API (every rank, same call)
 
     @torch.no_grad()
     def logprobs(self, samples: list[TrainSample], fillers: int = 0) -> list[list[float]]:
         """The policy's log-probs of each real sample's completion tokens (NaN at masked placeholder tokens)."""
         self.engine.eval()
-        out = []
-        for chunk, fill in self._micro_batches(samples, fillers):
+        order = self._order(samples, fillers)
+        out: list[list[float] | None] = [None] * (len(samples) - fillers)
+        for k, (chunk, fill) in zip(range(0, len(order), self.cfg.learner.micro_batch_size),
+                                    self._micro_batches([samples[i] for i in order], fillers)):
             batch = self._batch(chunk, fill)
-            lp = self._token_logprobs(self.engine, batch)
+            lp = self._token_logprobs(self.engine, batch, self._start(chunk))
             mask = batch["completion"][:, 1:]
             for i, s in enumerate(chunk[:len(chunk) - fill]):
                 p, n = len(s.prompt_ids), len(s.completion_ids)
                 row = torch.where(mask[i, p - 1:p - 1 + n], lp[i, p - 1:p - 1 + n], torch.nan)
-                out.append(row.tolist())
+                out[order[k + i]] = row.tolist()
         return out
 
     def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int,
@@ -181,7 +209,7 @@ class LearnerWorker:
         self.engine.train()
         set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
         stats = TrainTotals()
-        chunks = list(self._micro_batches(samples, fillers))
+        chunks = list(self._micro_batches([samples[i] for i in self._order(samples, fillers)], fillers))
         for k, (chunk, fill) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             loss, parts = self._loss(chunk, fill, total_tokens, total_sequences)
@@ -204,7 +232,8 @@ class LearnerWorker:
         r = self.cfg.rl
         batch = self._batch(samples, fillers)
         width = batch["input_ids"].shape[1]
-        logp = self._token_logprobs(self.engine, batch)
+        start = self._start(samples)
+        logp = self._token_logprobs(self.engine, batch, start)
         completion = batch["completion"][:, 1:].float()
         grid = lambda values_of: self._per_token(samples, values_of, width, completion)  # noqa: E731
         position = grid(lambda x: [float(i) for i in range(len(x.completion_ids))])
@@ -220,7 +249,7 @@ class LearnerWorker:
         ref = None
         if self.reference is not None:
             with torch.no_grad():
-                ref = self._token_logprobs(self.reference, batch)
+                ref = self._token_logprobs(self.reference, batch, start)
         sft_weight = grid(lambda x: [x.sft_weight] * len(x.completion_ids))
         return grpo_sft_loss(
             logp, old, ref, adv, policy_mask, sft_mask, sft_weight, clip_low=r.clip_low, clip_high=r.clip_high,

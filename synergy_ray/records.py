@@ -204,6 +204,7 @@ class StepStats:
     group_sizes: list[int] = field(default_factory=list)  # unhinted rollouts asked per drawn question, draw order
     hinted_rollouts: int = 0  # rescue rollouts sampled this step (not in num_rollouts or the means above)
     sampled_tokens: int = 0  # tokens the generators sampled this step, unhinted and rescue (hints not counted)
+    response_lengths: list[int] = field(default_factory=list)  # completion tokens of each unhinted rollout
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ supported architectures use, so SFT and RL freeze the same parameters.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -48,3 +49,10 @@ def apply_lora(model: torch.nn.Module, rank: int, alpha: float, dropout: float, 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs and VLMs do; a PEFT wrapper
+    passes it through to the model it wraps), so the head can skip positions whose logits nothing reads."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters

@@ -192,3 +192,42 @@ def test_checkpointing_is_really_on(smoke_run):
         model.train()
         model.model.text_model(input_ids=torch.tensor([[1, 2, 3, 4]])).last_hidden_state.sum().backward()
         assert len(calls) == expected, enabled
+
+
+def test_length_order_and_skipped_prompt_logits_leave_every_logprob_unchanged(ray_local, smoke_run):
+    """The learner's log-probs (micro-batches sorted by length, the head run only from the first completion
+    position) equal a plain full-logits forward of the same model, row by row, in the caller's order."""
+    import datasets
+    from transformers import AutoProcessor
+
+    from synergy_ray.model.loading import load_policy
+    from synergy_ray.model.prompting import encode_prompt, prompt_text
+    from synergy_ray.records import TrainSample
+
+    _, prepared = smoke_run
+    processor = AutoProcessor.from_pretrained(prepared.model_path)
+    data = datasets.load_from_disk(str(prepared.train_path))
+    answer = processor.tokenizer("<think>3+4</think>\\boxed{7}", add_special_tokens=False)["input_ids"]
+    samples, inputs = [], []
+    for row, repeats in zip(range(4), (3, 1, 4, 2)):  # lengths out of order, prompts of the rows' own lengths
+        enc = encode_prompt(processor, prompt_text(processor, data[row]["question"], ""), data[row]["image"])
+        prompt = enc.pop("input_ids")[0].tolist()
+        enc.pop("attention_mask", None)
+        samples.append(TrainSample(row=row, prompt_ids=prompt, completion_ids=answer * repeats,
+                                   sampler_logprobs=[-1.0] * len(answer) * repeats))
+        inputs.append(enc)
+    group = _group(smoke_run, "learner.micro_batch_size=2")
+    try:
+        got = group.logprobs(samples)
+    finally:
+        group.kill()
+    model = load_policy(prepared.model_path).eval()
+    for s, enc, lp in zip(samples, inputs, got):
+        ids = torch.tensor([s.prompt_ids + s.completion_ids])
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **enc).logits[0, :-1].float()
+        full = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None])[:, 0]
+        p = len(s.prompt_ids)
+        expected = full[p - 1:p - 1 + len(s.completion_ids)]
+        assert len(lp) == len(s.completion_ids)
+        assert max(abs(a - b) for a, b in zip(lp, expected.tolist())) < 1e-5, s.row

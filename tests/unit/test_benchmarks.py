@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.common import format_table, interleaved, median, ratio
 from benchmarks.rollout_overhead import summarize
-from benchmarks.step_vs_trl import parse_args, time_split
+from benchmarks.step_vs_trl import block_order, measured_steps, parse_args, quantiles, time_split
 from synergy_ray.processes.profiling import peak_rss_mib
 
 
@@ -51,6 +51,25 @@ def test_time_split_shares_of_the_median_step():
 def test_quick_mode_runs_only_the_tiny_size():
     assert parse_args(["--quick"]).sizes == ["tiny"]
     assert parse_args([]).sizes == ["tiny", "small"]
+
+
+def test_sides_alternate_in_abba_blocks():
+    assert block_order(2) == [(0, "synergy"), (0, "trl"), (1, "trl"), (1, "synergy")]
+    assert block_order(3)[-2:] == [(2, "synergy"), (2, "trl")]
+
+
+def test_length_quantiles_and_the_split_of_each_side_from_its_own_run():
+    q = quantiles(list(range(1, 11)))
+    assert (q["n"], q["mean"], q["p10"], q["p50"], q["p90"], q["max"]) == (10, 5.5, 2.0, 6.0, 10.0, 10.0)
+    runs = {"synergy": [{"steps": [{"wall": 9.0, "timings": {"generate": 5.0}, "completion_lengths": [1],
+                                    "reward": 0.0},
+                                   {"wall": 4.0, "timings": {"generate": 1.0}, "completion_lengths": [3, 5],
+                                    "reward": 0.5}]}],
+            "trl": [{"step_seconds": [20.0, 10.0], "generate_seconds": [8.0, 6.0], "reward": [0.0, 0.25],
+                     "completion_lengths": [[7], [2, 4]]}, {"error": "crashed"}]}
+    steps = measured_steps(runs, warmup=1)  # the first step of every block is dropped; a failed block adds none
+    assert [(r["step"], r["generate"], r["train"], r["lengths"]) for r in steps["synergy"]] == [(4.0, 1.0, 3.0, [3, 5])]
+    assert [(r["step"], r["generate"], r["train"], r["lengths"]) for r in steps["trl"]] == [(10.0, 6.0, 4.0, [2, 4])]
 
 
 def test_peak_memory_counts_live_children():

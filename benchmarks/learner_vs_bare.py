@@ -166,8 +166,10 @@ def main(argv=None) -> dict:
     unsorted_cfg = cfg.model_copy(update={"learner": cfg.learner.model_copy(update={"sort_by_length": False})})
 
     def learner_step(arm_cfg):
-        worker.cfg = arm_cfg
-        return lambda: worker.train_step(samples, total_tokens, len(samples))
+        def step():
+            worker.cfg = arm_cfg  # the worker reads learner.sort_by_length at every call
+            return worker.train_step(samples, total_tokens, len(samples))
+        return step
 
     steps = {"bare": bare.step, "learner": learner_step(sorted_cfg), "learner-unsorted": learner_step(unsorted_cfg)}
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}

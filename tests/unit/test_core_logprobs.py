@@ -39,3 +39,38 @@ def test_shift_aligns_logits_with_next_tokens():
     assert shifted_logits[0, :, 0].tolist() == [0.0, 1.0, 2.0]  # position t predicts token t + 1
     assert targets.tolist() == [[11, 12, 13]]
     assert shifted_mask.tolist() == [[0, 1, 1]]
+
+
+def test_chunks_and_recomputation_change_neither_values_nor_gradients():
+    """bf16 logits with a gradient: chunks of 3 positions, recomputed in backward, give the one-chunk values and
+    gradients exactly; a chunk must hold a position."""
+    torch.manual_seed(1)
+    base = (torch.randn(2, 7, 13) * 3).to(torch.bfloat16)
+    tokens = torch.randint(0, 13, (2, 7))
+    weights = torch.randn(2, 7)
+    grads, values = [], []
+    for chunk in (3, 64):
+        logits = base.clone().requires_grad_(True)
+        out = gather_token_logprobs(logits, tokens, chunk=chunk)
+        (out * weights).sum().backward()
+        values.append(out.detach())
+        grads.append(logits.grad.float())
+    assert torch.equal(values[0], values[1])
+    assert torch.equal(grads[0], grads[1])
+    with pytest.raises(ValueError, match="chunk"):
+        gather_token_logprobs(base, tokens, chunk=0)
+
+
+def test_the_float32_copy_of_bf16_logits_is_not_kept_for_backward():
+    """What autograd saves for a bf16 [1, 512, 4096] input: with recomputation, no float32 tensor of that size."""
+    logits = torch.zeros(1, 512, 4096, dtype=torch.bfloat16, requires_grad=True)
+    tokens = torch.zeros(1, 512, dtype=torch.long)
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, t.numel()))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        gather_token_logprobs(logits, tokens, chunk=128)
+    assert not [s for s in saved if s[0] == torch.float32 and s[1] >= 128 * 4096], saved

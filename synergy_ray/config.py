@@ -195,6 +195,9 @@ class LearnerConfig(OptimizerFields):
     # records their mean log-prob gap; 0 = never. The check costs a learner forward and a vLLM prefill.
     sync_check_every: int = Field(1, ge=0)
     sort_by_length: bool = True  # micro-batches of like-length rows: less padding, same gradient
+    # At most this many padded tokens (rows x longest row) per micro-batch; None: rows only. Long rows then
+    # go in smaller micro-batches (more of them, every rank as many): less padding, bounded activations.
+    micro_batch_tokens: int | None = Field(None, gt=0)
 
 
 class SFTConfig(OptimizerFields):

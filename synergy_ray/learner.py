@@ -19,8 +19,9 @@ passes references and never holds a tensor.
 DeepSpeed averages gradients over the data-parallel ranks; the loss is scaled by the world size so the step
 equals the one-rank step on the whole mini-batch (a test checks it).
 
-Micro-batches take a rank's share sorted by length, and the model's head runs only from the first completion
-position on (`logits_to_keep`). Left out: sequence packing (padding-free attention), logits chunking for very
+Micro-batches take a rank's share shortest first, cut where the padding is least, within
+`learner.micro_batch_size` rows and `learner.micro_batch_tokens` padded tokens (`core.microbatch`; every rank
+runs as many), and the model's head runs only from the first completion position on (`logits_to_keep`). Left out: sequence packing (padding-free attention), logits chunking for very
 long completions, LoRA under ZeRO-3, and vLLM's NCCL/IPC
 weight-transfer backends (the weights travel through Ray's object store, on GPU as on CPU).
 """
@@ -36,6 +37,7 @@ import torch
 from synergy_ray.config import SynergyConfig
 from synergy_ray.core.buckets import plan_buckets
 from synergy_ray.core.logprobs import gather_token_logprobs, shift_for_next_token
+from synergy_ray.core.microbatch import plan_ranks
 from synergy_ray.core.objective import grpo_sft_loss
 from synergy_ray.core.sharding import FILLER, deal
 from synergy_ray.member_calls import answers
@@ -156,23 +158,17 @@ class LearnerWorker:
             out[i, p - 1:p - 1 + len(vals)] = torch.tensor(vals, dtype=torch.float32)
         return out.to(completion_mask.device)
 
-    def _order(self, samples: list[TrainSample], fillers: int) -> list[int]:
-        """The order micro-batches take the samples in: by length when `learner.sort_by_length` (rows of like
-        length share a micro-batch, so little of it is padding), fillers last. A mini-batch's gradient is a sum
-        over its micro-batches, so the order changes nothing but the padding; every rank keeps its number of
-        micro-batches (ZeRO-3's collectives)."""
+    def _micro_batches(self, samples: list[TrainSample], fillers: int, sizes: list[int] | None = None):
+        """(chunk, fillers in it) pairs: consecutive chunks of `sizes` rows (the group's plan,
+        `core.microbatch`), or of `micro_batch_size` rows without one; fillers are the part's tail."""
         real = len(samples) - fillers
-        order = list(range(real))
-        if self.cfg.learner.sort_by_length:
-            order.sort(key=lambda i: samples[i].num_tokens)
-        return order + list(range(real, len(samples)))
-
-    def _micro_batches(self, samples: list[TrainSample], fillers: int):
-        """(chunk, fillers in it) pairs of at most `micro_batch_size` rows; fillers are the part's tail."""
-        size, real = self.cfg.learner.micro_batch_size, len(samples) - fillers
-        for i in range(0, len(samples), size):
-            chunk = samples[i:i + size]
-            yield chunk, len(chunk) - max(0, min(len(chunk), real - i))
+        step = self.cfg.learner.micro_batch_size
+        sizes = sizes or [min(step, len(samples) - i) for i in range(0, len(samples), step)]
+        start = 0
+        for n in sizes:
+            chunk = samples[start:start + n]
+            yield chunk, len(chunk) - max(0, min(len(chunk), real - start))
+            start += n
 
     @staticmethod
     def _start(chunk: list[TrainSample]) -> int:
@@ -182,24 +178,23 @@ class LearnerWorker:
     # ------------------------------------------------------------ public API (every rank, same call)
 
     @torch.no_grad()
-    def logprobs(self, samples: list[TrainSample], fillers: int = 0) -> list[list[float]]:
+    def logprobs(self, samples: list[TrainSample], fillers: int = 0, sizes: list[int] | None = None
+                 ) -> list[list[float]]:
         """The policy's log-probs of each real sample's completion tokens (NaN at masked placeholder tokens)."""
         self.engine.eval()
-        order = self._order(samples, fillers)
-        out: list[list[float] | None] = [None] * (len(samples) - fillers)
-        for k, (chunk, fill) in zip(range(0, len(order), self.cfg.learner.micro_batch_size),
-                                    self._micro_batches([samples[i] for i in order], fillers)):
+        out = []
+        for chunk, fill in self._micro_batches(samples, fillers, sizes):
             batch = self._batch(chunk, fill)
             lp = self._token_logprobs(self.engine, batch, self._start(chunk))
             mask = batch["completion"][:, 1:]
             for i, s in enumerate(chunk[:len(chunk) - fill]):
                 p, n = len(s.prompt_ids), len(s.completion_ids)
                 row = torch.where(mask[i, p - 1:p - 1 + n], lp[i, p - 1:p - 1 + n], torch.nan)
-                out[order[k + i]] = row.tolist()
+                out.append(row.tolist())
         return out
 
     def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int,
-                   fillers: int = 0) -> TrainTotals:
+                   fillers: int = 0, sizes: list[int] | None = None) -> TrainTotals:
         """One optimiser step on this rank's share of a mini-batch.
 
         `total_tokens` / `total_sequences` count the whole mini-batch over all ranks, so each micro-batch's loss
@@ -209,7 +204,7 @@ class LearnerWorker:
         self.engine.train()
         set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
         stats = TrainTotals()
-        chunks = list(self._micro_batches([samples[i] for i in self._order(samples, fillers)], fillers))
+        chunks = list(self._micro_batches(samples, fillers, sizes))
         for k, (chunk, fill) in enumerate(chunks):
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             loss, parts = self._loss(chunk, fill, total_tokens, total_sequences)
@@ -347,6 +342,7 @@ class LearnerGroup:
         import ray
 
         self._ray = ray
+        self._plan = cfg.learner  # micro-batch bounds and order (`_deal`)
         self._call_timeout_s = cfg.rollout.call_timeout_s  # a generator slower than this in a sync has failed
         world = cfg.learner.num_workers
         actor = ray.remote(LearnerWorker)
@@ -360,11 +356,18 @@ class LearnerGroup:
         self._num_buckets = ray.get(self.workers[0].num_buckets.remote())
         self._rank0_node = ray.get(self.workers[0].node_id.remote())
 
-    def _deal(self, samples: list[TrainSample]) -> list[tuple[list[TrainSample], int]]:
-        """Each rank's samples (same length everywhere, padded with fillers) and its filler count."""
+    def _deal(self, samples: list[TrainSample]) -> list[tuple[list[int], list[TrainSample], int, list[int]]]:
+        """Per rank: the indices of its samples, the samples in the order they run (shortest first, fillers
+        last), its filler count and its micro-batch sizes (`core.microbatch`: the same count on every rank).
+        Every rank gets as many rows (fillers pad the short ones)."""
 
+        c = self._plan
         parts = deal(len(samples), len(self.workers))
-        return [([samples[i] if i != FILLER else samples[0] for i in p], p.count(FILLER)) for p in parts]
+        shares = [[samples[i] if i != FILLER else samples[0] for i in p] for p in parts]
+        plans = plan_ranks([[s.num_tokens for s in share] for share in shares], [p.count(FILLER) for p in parts],
+                           c.micro_batch_size, c.micro_batch_tokens, c.sort_by_length)
+        return [([p[i] for i in order], [share[i] for i in order], p.count(FILLER), sizes)
+                for p, share, (order, sizes) in zip(parts, shares, plans)]
 
     def _call_all(self, method: str, *args) -> list:
         return self._ray.get([getattr(w, method).remote(*args) for w in self.workers])
@@ -374,17 +377,18 @@ class LearnerGroup:
 
         if not samples:
             return []
-        refs = [w.logprobs.remote(part, fill) for w, (part, fill) in zip(self.workers, self._deal(samples))]
+        dealt = self._deal(samples)
+        refs = [w.logprobs.remote(part, fill, sizes) for w, (_, part, fill, sizes) in zip(self.workers, dealt)]
         out: list[list[float] | None] = [None] * len(samples)
-        for indices, values in zip(deal(len(samples), len(self.workers)), self._ray.get(refs)):
+        for (indices, *_), values in zip(dealt, self._ray.get(refs)):
             for i, v in zip(indices, values):  # fillers come last and returned nothing
                 out[i] = v
         return out  # type: ignore[return-value]
 
     def train_step(self, samples: list[TrainSample], total_tokens: int) -> TrainTotals:
         """One optimiser step on a mini-batch dealt over the ranks; stats summed over ranks."""
-        refs = [w.train_step.remote(part, total_tokens, len(samples), fill)
-                for w, (part, fill) in zip(self.workers, self._deal(samples))]
+        refs = [w.train_step.remote(part, total_tokens, len(samples), fill, sizes)
+                for w, (_, part, fill, sizes) in zip(self.workers, self._deal(samples))]
         return sum(self._ray.get(refs), TrainTotals())
 
     def push_weights(self, generators: list, version: int) -> tuple[float, dict]:

@@ -143,9 +143,13 @@ def test_two_ranks_give_the_one_rank_update_under_zero2_and_zero3(ray_local, smo
     odd row count makes one rank run a filler, and the gradient norm shows the loss is not rescaled."""
     samples = _mixed_batch(smoke_run[1])
     base_stats, base = _one_step(smoke_run, samples, "learner.micro_batch_size=1", export_to=tmp_path / "one")
-    for stage in (2, 3):
+    # The last arm plans micro-batches by a token budget: rank 1's long row needs a micro-batch of its own, so
+    # rank 0 must run as many (ZeRO-3 collectives) though its two rows would fit in one.
+    arms = [(2, ["learner.micro_batch_size=1"]), (3, ["learner.micro_batch_size=1"]),
+            (3, ["learner.micro_batch_size=2", "learner.micro_batch_tokens=120"])]
+    for stage, micro in arms:
         stats, other = _one_step(smoke_run, samples, "learner.num_workers=2", f"learner.zero_stage={stage}",
-                                 "learner.micro_batch_size=1", export_to=tmp_path / f"two_z{stage}")
+                                 *micro, export_to=tmp_path / f"two_z{stage}_{len(micro[-1])}")
         assert other.keys() == base.keys()
         diff = max((other[k].float() - base[k].float()).abs().max().item() for k in base)
         assert diff <= 1e-5, (stage, diff)
@@ -216,18 +220,22 @@ def test_length_order_and_skipped_prompt_logits_leave_every_logprob_unchanged(ra
         samples.append(TrainSample(row=row, prompt_ids=prompt, completion_ids=answer * repeats,
                                    sampler_logprobs=[-1.0] * len(answer) * repeats))
         inputs.append(enc)
-    group = _group(smoke_run, "learner.micro_batch_size=2")
-    try:
-        got = group.logprobs(samples)
-    finally:
-        group.kill()
+    plans = {}
+    for overrides in (["learner.micro_batch_size=2"], ["learner.micro_batch_size=4", "learner.micro_batch_tokens=1"],
+                      ["learner.micro_batch_size=2", "learner.sort_by_length=false"]):
+        group = _group(smoke_run, *overrides)  # a budget of 1 token: every row is a micro-batch of its own
+        try:
+            plans[tuple(overrides)] = group.logprobs(samples)
+        finally:
+            group.kill()
     model = load_policy(prepared.model_path).eval()
-    for s, enc, lp in zip(samples, inputs, got):
-        ids = torch.tensor([s.prompt_ids + s.completion_ids])
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **enc).logits[0, :-1].float()
-        full = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None])[:, 0]
-        p = len(s.prompt_ids)
-        expected = full[p - 1:p - 1 + len(s.completion_ids)]
-        assert len(lp) == len(s.completion_ids)
-        assert max(abs(a - b) for a, b in zip(lp, expected.tolist())) < 1e-5, s.row
+    for s, enc, *lps in zip(samples, inputs, *plans.values()):
+        for lp in lps:
+            ids = torch.tensor([s.prompt_ids + s.completion_ids])
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **enc).logits[0, :-1].float()
+            full = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None])[:, 0]
+            p = len(s.prompt_ids)
+            expected = full[p - 1:p - 1 + len(s.completion_ids)]
+            assert len(lp) == len(s.completion_ids)
+            assert max(abs(a - b) for a, b in zip(lp, expected.tolist())) < 1e-5, s.row

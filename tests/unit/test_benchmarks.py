@@ -56,6 +56,7 @@ def test_quick_mode_runs_only_the_tiny_size():
 def test_sides_alternate_in_abba_blocks():
     assert block_order(2) == [(0, "synergy"), (0, "trl"), (1, "trl"), (1, "synergy")]
     assert block_order(3)[-2:] == [(2, "synergy"), (2, "trl")]
+    assert [s for _, s in block_order(2, ("a", "b", "c"))] == ["a", "b", "c", "c", "b", "a"]
 
 
 def test_length_quantiles_and_the_split_of_each_side_from_its_own_run():

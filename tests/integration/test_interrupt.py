@@ -27,7 +27,10 @@ def _start(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "synergy_ray.cli", "train", "configs/smoke_cpu.yaml", "strategy=rl",
          f"run.output_dir={tmp_path}", "rl.steps=6", "rl.checkpoint_every=1"],  # the model is built in the run dir
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        # The run gets SIGINT's default action, as a job in a terminal has: a shell starts background jobs
+        # (`pytest ... &`) with SIGINT ignored, and an ignored disposition is inherited across exec.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
     return proc, lines
@@ -58,8 +61,19 @@ def _session_processes(sid: int) -> list[str]:
     return found
 
 
+def _signal_state(pid: int) -> str:
+    """The driver's blocked / ignored / caught signal masks (/proc status), for a failure message: a Ctrl-C that
+    changes nothing is either blocked, ignored, or caught by a handler that only logs."""
+    try:
+        return " ".join(x for x in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "(gone)"
+
+
 def _interrupt(proc, lines, seen, sig=signal.SIGINT) -> float:
     start = time.monotonic()
+    seen.append(f"[test] driver before {sig.name}: {_signal_state(proc.pid)}\n")
     os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=STOP_WITHIN_S * 4)
@@ -92,7 +106,7 @@ def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
     while not latest.exists() and time.monotonic() < deadline:  # a checkpoint after every step
         time.sleep(0.2)
     took = _interrupt(proc, lines, seen)
-    assert proc.returncode == 130, "".join(seen[-30:])
+    assert proc.returncode == 130, "".join([x for x in seen if x.startswith("[test]")] + seen[-30:])
     assert took < STOP_WITHIN_S, f"stopped {took:.1f} s after Ctrl-C"
     assert any("interrupted" in x for x in seen[-10:]), "".join(seen[-10:])
     _nothing_left(proc, since)

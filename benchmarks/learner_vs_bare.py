@@ -123,7 +123,8 @@ class BareLoop:
             logp = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
             mask = batch["completion"][:, 1:].float()
             ratio_ = torch.exp(logp - logp.detach())
-            surrogate = torch.minimum(ratio_ * adv[:, None], ratio_.clamp(0.8, 1.2) * adv[:, None])
+            clipped = ratio_.clamp(1 - self.cfg.rl.clip_low, 1 + self.cfg.rl.clip_high)
+            surrogate = torch.minimum(ratio_ * adv[:, None], clipped * adv[:, None])
             (-(surrogate * mask).sum() / self.total_tokens).backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.cfg.learner.grad_clip)
         self.opt.step()

@@ -21,9 +21,10 @@ equals the one-rank step on the whole mini-batch (a test checks it).
 
 Micro-batches take a rank's share shortest first, cut where the padding is least, within
 `learner.micro_batch_size` rows and `learner.micro_batch_tokens` padded tokens (`core.microbatch`; every rank
-runs as many), and the model's head runs only from the first completion position on (`logits_to_keep`). Left out: sequence packing (padding-free attention), logits chunking for very
-long completions, LoRA under ZeRO-3, and vLLM's NCCL/IPC
-weight-transfer backends (the weights travel through Ray's object store, on GPU as on CPU).
+runs as many), and the model's head runs only from the first completion position on (`logits_to_keep`).
+
+Left out: sequence packing (padding-free attention), LoRA under ZeRO-3, and vLLM's NCCL/IPC weight-transfer
+backends (the weights travel through Ray's object store, on GPU as on CPU).
 """
 
 from __future__ import annotations
@@ -158,12 +159,11 @@ class LearnerWorker:
             out[i, p - 1:p - 1 + len(vals)] = torch.tensor(vals, dtype=torch.float32)
         return out.to(completion_mask.device)
 
-    def _micro_batches(self, samples: list[TrainSample], fillers: int, sizes: list[int] | None = None):
+    @staticmethod
+    def _micro_batches(samples: list[TrainSample], fillers: int, sizes: list[int]):
         """(chunk, fillers in it) pairs: consecutive chunks of `sizes` rows (the group's plan,
-        `core.microbatch`), or of `micro_batch_size` rows without one; fillers are the part's tail."""
+        `core.microbatch`); fillers are the part's tail."""
         real = len(samples) - fillers
-        step = self.cfg.learner.micro_batch_size
-        sizes = sizes or [min(step, len(samples) - i) for i in range(0, len(samples), step)]
         start = 0
         for n in sizes:
             chunk = samples[start:start + n]
@@ -178,8 +178,7 @@ class LearnerWorker:
     # ------------------------------------------------------------ public API (every rank, same call)
 
     @torch.no_grad()
-    def logprobs(self, samples: list[TrainSample], fillers: int = 0, sizes: list[int] | None = None
-                 ) -> list[list[float]]:
+    def logprobs(self, samples: list[TrainSample], fillers: int, sizes: list[int]) -> list[list[float]]:
         """The policy's log-probs of each real sample's completion tokens (NaN at masked placeholder tokens)."""
         self.engine.eval()
         out = []
@@ -194,7 +193,7 @@ class LearnerWorker:
         return out
 
     def train_step(self, samples: list[TrainSample], total_tokens: int, total_sequences: int,
-                   fillers: int = 0, sizes: list[int] | None = None) -> TrainTotals:
+                   fillers: int, sizes: list[int]) -> TrainTotals:
         """One optimiser step on this rank's share of a mini-batch.
 
         `total_tokens` / `total_sequences` count the whole mini-batch over all ranks, so each micro-batch's loss
@@ -342,7 +341,7 @@ class LearnerGroup:
         import ray
 
         self._ray = ray
-        self._plan = cfg.learner  # micro-batch bounds and order (`_deal`)
+        self._learner = cfg.learner  # micro-batch bounds and order (`_deal`)
         self._call_timeout_s = cfg.rollout.call_timeout_s  # a generator slower than this in a sync has failed
         world = cfg.learner.num_workers
         actor = ray.remote(LearnerWorker)
@@ -361,13 +360,14 @@ class LearnerGroup:
         last), its filler count and its micro-batch sizes (`core.microbatch`: the same count on every rank).
         Every rank gets as many rows (fillers pad the short ones)."""
 
-        c = self._plan
+        c = self._learner
         parts = deal(len(samples), len(self.workers))
         shares = [[samples[i] if i != FILLER else samples[0] for i in p] for p in parts]
-        plans = plan_ranks([[s.num_tokens for s in share] for share in shares], [p.count(FILLER) for p in parts],
+        fillers = [p.count(FILLER) for p in parts]
+        plans = plan_ranks([[s.num_tokens for s in share] for share in shares], fillers,
                            c.micro_batch_size, c.micro_batch_tokens, c.sort_by_length)
-        return [([p[i] for i in order], [share[i] for i in order], p.count(FILLER), sizes)
-                for p, share, (order, sizes) in zip(parts, shares, plans)]
+        return [([p[i] for i in order], [share[i] for i in order], fill, sizes)
+                for p, share, fill, (order, sizes) in zip(parts, shares, fillers, plans)]
 
     def _call_all(self, method: str, *args) -> list:
         return self._ray.get([getattr(w, method).remote(*args) for w in self.workers])

@@ -51,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--client", default="openai", choices=["openai", "raw"],
                    help="the served arm's client: the official openai client, or plain httpx decoding only the "
                         "lines it needs (it shares the 2 cores with the server)")
+    p.add_argument("--stream-batching-ms", type=float, default=None,
+                   help="serve.stream_batching_interval_ms of the served arm (default: ray.serve.llm's own)")
     p.add_argument("--work-dir", default="runs/bench")
     p.add_argument("--quick", action="store_true", help="32 requests x 16 tokens, 1 block per arm")
     args = p.parse_args(argv)
@@ -234,7 +236,9 @@ def main(argv=None) -> dict:
     # Equal settings: the replica admits as many requests as the engine batches (serve.max_ongoing_requests
     # defaults to 16, which would queue half of concurrency 32 in Serve while bare vLLM batches all of them).
     cfg = bench_config(args.size, args.work_dir, ["rollout.max_num_seqs=32", "serve.max_ongoing_requests=32",
-                                                  f"serve.api_key_env={KEY_ENV}", "serve.cpus_per_replica=1"])
+                                                  f"serve.api_key_env={KEY_ENV}", "serve.cpus_per_replica=1"]
+                       + ([] if args.stream_batching_ms is None
+                          else [f"serve.stream_batching_interval_ms={args.stream_batching_ms:g}"]))
     prepared = pipeline.prepare(cfg)
     data = datasets.load_from_disk(str(prepared.eval_path))
     rows = [data[i] for i in range(min(len(data), 16))]
@@ -273,12 +277,16 @@ def main(argv=None) -> dict:
                 "tokens": args.tokens, "repeats": args.repeats, "concurrency": list(CONCURRENCY),
                 "temperature": 1.0, "max_num_seqs": cfg.rollout.max_num_seqs, "threads": args.threads,
                 "max_ongoing_requests": cfg.serve.max_ongoing_requests, "client": args.client,
-                "cpus_per_replica": cfg.serve.cpus_per_replica, "order": " ".join(ARMS) + " repeated",
+                "cpus_per_replica": cfg.serve.cpus_per_replica,
+                "stream_batching_interval_ms": cfg.serve.stream_batching_interval_ms, "order": " ".join(ARMS) + " repeated",
                 "modes": list(MODES),
                 "command": f"python -m benchmarks.serve_load --size {args.size} --client {args.client}"
                            + (" --quick" if args.quick else f" --requests {args.requests} --tokens {args.tokens} "
-                                                            f"--repeats {args.repeats}")}
+                                                            f"--repeats {args.repeats}")
+                           + ("" if args.stream_batching_ms is None else f" --stream-batching-ms {args.stream_batching_ms:g}")}
     suffix = "" if args.client == "openai" else f"_{args.client}"
+    if args.stream_batching_ms is not None:
+        suffix += f"_sb{args.stream_batching_ms:g}"
     path = write_result(f"serve_load_{args.size}{suffix}" + ("_quick" if args.quick else ""), settings,
                         {**summary, "blocks": blocks})
     print(f"wrote {path}")

@@ -399,6 +399,9 @@ class ServeConfig(Section):
     gpus_per_replica: float = Field(0.0, ge=0)
     target_ongoing_requests: float = Field(4.0, gt=0)  # autoscaling target per replica (min < max replicas)
     max_ongoing_requests: int = Field(16, gt=0)  # per replica; vLLM batches these together, more wait in line
+    # A streamed answer's tokens are sent on in batches every this many ms (fewer messages through Serve,
+    # a later first token); None: ray.serve.llm's own default (50 ms); 0: every token as it comes
+    stream_batching_interval_ms: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> ServeConfig:

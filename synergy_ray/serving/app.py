@@ -44,7 +44,7 @@ from synergy_ray.evaluation.endpoint_eval import image_data_url
 from synergy_ray.model.engine import IMAGES_PER_PROMPT, engine_kwargs
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
-from synergy_ray.serving.plan import check_fits, find_models, server_options
+from synergy_ray.serving.plan import check_fits, experimental_configs, find_models, server_options
 from synergy_ray.serving.protocol import MAX_N, check_bearer, required_key_digest
 
 APP_NAME = "synergy-ray"
@@ -184,6 +184,7 @@ def llm_config(cfg: SynergyConfig, name: str, path: str) -> LLMConfig:
         **({} if cfg.serve.gpus_per_replica else {"accelerator_config": {"kind": "cpu"}}),
         placement_group_config=placement,
         deployment_config=deployment,
+        experimental_configs=experimental_configs(cfg.serve),
         # Replaces the job's env_vars in the replica (ray.serve.llm merges runtime envs key by key), so our quiet
         # settings and log level travel here again.
         runtime_env={"env_vars": {**worker_env(), "VLLM_CPU_KVCACHE_SPACE": str(cfg.rollout.cpu_kvcache_space_gib)}},

@@ -66,6 +66,14 @@ def server_options(serve: ServeConfig) -> tuple[dict, dict]:
     return deployment, {"bundles": [bundle]}
 
 
+def experimental_configs(serve: ServeConfig) -> dict:
+    """`LLMConfig.experimental_configs`: the streaming batch interval when the config sets one (else
+    ray.serve.llm keeps its own default)."""
+    if serve.stream_batching_interval_ms is None:
+        return {}
+    return {"stream_batching_interval_ms": serve.stream_batching_interval_ms}
+
+
 def check_fits(num_models: int, serve: ServeConfig, cluster_cpus: float, cluster_gpus: float) -> None:
     """Refuse up front a plan whose starting replicas cannot all be placed (Serve would wait for ever)."""
     replicas = num_models * serve.num_replicas

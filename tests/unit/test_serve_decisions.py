@@ -11,7 +11,7 @@ from PIL import Image
 from synergy_ray.config import ConfigError, ServeConfig, load_config
 from synergy_ray.serving.errors import RequestError
 from synergy_ray.serving.images import ImagePolicy, load_image
-from synergy_ray.serving.plan import check_fits, server_options, find_models
+from synergy_ray.serving.plan import check_fits, experimental_configs, find_models, server_options
 from synergy_ray.serving.protocol import check_bearer, key_digest, required_key_digest
 
 
@@ -225,6 +225,17 @@ def test_fixed_replicas_or_autoscaling():
     assert "num_replicas" not in scaled and scaled["autoscaling_config"] == {
         "min_replicas": 1, "max_replicas": 4, "initial_replicas": 2, "target_ongoing_requests": 3}
     assert placement == {"bundles": [{"CPU": 1.0, "GPU": 1}]}
+
+
+def test_the_stream_batching_interval_reaches_the_llm_config():
+    from synergy_ray.serving.app import llm_config
+
+    assert experimental_configs(ServeConfig()) == {}  # ray.serve.llm keeps its own default
+    cfg = load_config(None, ["serve.stream_batching_interval_ms=120"])
+    assert llm_config(cfg, "m", "/ckpt").experimental_configs == {"stream_batching_interval_ms": 120.0}
+    assert llm_config(load_config(None, []), "m", "/ckpt").experimental_configs == {}
+    with pytest.raises(ConfigError, match="serve.stream_batching_interval_ms"):
+        load_config(None, ["serve.stream_batching_interval_ms=-1"])
 
 
 def test_replica_bounds_are_validated():

@@ -325,9 +325,11 @@ class AdaptiveStrategy(Section):
     pooled_prior: bool = True
     prior_strength: float = Field(2.0, gt=0)
 
-    def unhinted_rollouts(self, prompt_batch: int, group_size: int) -> int:
-        """The step's unhinted rollouts: the whole budget less what rescues may spend."""
-        return prompt_batch * group_size - (self.rescue_budget if self.rescue else 0)
+    def unhinted_range(self, prompt_batch: int, group_size: int) -> tuple[int, int]:
+        """The fewest and most unhinted rollouts a step can have (`core.allocation.unhinted_budget`): the whole
+        budget less the rescue reserve on a rescuing step, plus a previous step's unspent reserve."""
+        total, reserve = prompt_batch * group_size, (self.rescue_budget if self.rescue else 0)
+        return total - reserve, total + reserve
 
 
 class TraceHintStrategy(Section):
@@ -520,17 +522,17 @@ class SynergyConfig(Section):
     def _adaptive_budget_fits(self, s: AdaptiveStrategy) -> None:
         """The unhinted rollouts must split over the drawn questions within the group-size bounds."""
         b, g = self.rl.prompt_batch, self.rollout.group_size
-        total = s.unhinted_rollouts(b, g)
+        fewest, most = s.unhinted_range(b, g)
         if s.rescue and s.rescue_budget and s.rescue_budget < s.rescue_size:
             raise ValueError(f"strategy.rescue_budget: {s.rescue_budget} rollouts cannot hold one subgroup of "
                              f"strategy.rescue_size ({s.rescue_size})")
-        low, high = (s.min_group, s.max_group) if s.budget else (2, total)
+        low, high = (s.min_group, s.max_group) if s.budget else (2, most)
         if s.budget and s.min_group > s.max_group:
             raise ValueError(f"strategy.max_group: {s.max_group} is below strategy.min_group ({s.min_group})")
-        if not b * low <= total <= b * high:
-            raise ValueError(f"strategy.rescue_budget: rl.prompt_batch x rollout.group_size ({b * g}) less the "
-                             f"rescue budget leaves {total} rollouts, which {b} questions cannot share at "
-                             f"{low}-{high} each")
+        if not b * low <= fewest <= most <= b * high:
+            raise ValueError(f"strategy.rescue_budget: rl.prompt_batch x rollout.group_size ({b * g}) less and "
+                             f"plus the rescue budget gives {fewest}-{most} unhinted rollouts, which {b} "
+                             f"questions cannot share at {low}-{high} each")
 
     def _lengths_fit(self) -> None:
         """A prompt and its answer must fit the engine's context (`rollout.max_model_len`, else the model's

@@ -133,7 +133,7 @@ class Coordinator:
         step_start = time.perf_counter()
         with timed(timings, "generate"):
             if self._ready is None:
-                prompts = self._draw()
+                prompts = self._draw(self.step_index)
                 rollouts = self.pool.generate(prompts)
             else:
                 (prompts, rollouts), self._ready = self._ready, None
@@ -147,7 +147,7 @@ class Coordinator:
         groups += rescued
         inflight = None
         if c.rl.async_mode and prefetch:
-            next_prompts = self._draw()
+            next_prompts = self._draw(self.step_index + 1)
             inflight = (next_prompts, self.pool.dispatch(next_prompts))
         with timed(timings, "train"):
             learner_stats = self._train(groups)
@@ -176,10 +176,11 @@ class Coordinator:
 
     # ------------------------------------------------------------ the step's parts, in order
 
-    def _draw(self) -> list[PromptRef]:
-        """The step's questions from the curriculum sampler, each with its group size and (trace) hint."""
+    def _draw(self, step: int) -> list[PromptRef]:
+        """Step `step`'s questions from the curriculum sampler, each with its group size and (trace) hint."""
         qids = self.sampler.sample(self.cfg.rl.prompt_batch)
-        sizes = self.strategy.group_sizes([self.sampler.pass_rate(q) for q in qids], self.cfg.rollout.group_size)
+        sizes = self.strategy.group_sizes([self.sampler.pass_rate(q) for q in qids], self.cfg.rollout.group_size,
+                                          step, self.cfg.rl.steps)
         return [PromptRef(q, self.row_of[q], self._hint(q), n) for q, n in zip(qids, sizes)]
 
     def _hint(self, qid: str) -> str:
@@ -295,6 +296,7 @@ class Coordinator:
                 elif any(outcome.correct) and not all(outcome.correct):  # the rest carries no gradient
                     self.counters.rescued_groups += 1
                     groups.append(self._trained(outcome))
+        self.strategy.rescues_spent(len(sampled))
         return groups, sampled
 
     def _train(self, groups: list[list[TrainSample]]) -> LearnerSummary:

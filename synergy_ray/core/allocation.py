@@ -92,3 +92,16 @@ def allocate_for_signal(pass_rates: Sequence[float], total: int, n_min: int, n_m
         if sizes[i] < n_max:
             heapq.heappush(heap, entry(i))
     return sizes
+
+
+def unhinted_budget(total: int, reserve: int, rescuing: bool, carried: int) -> int:
+    """A step's unhinted rollouts, so that a rescuing strategy samples as many rollouts as plain GRPO.
+
+    `total` is plain GRPO's prompt_batch x group_size. On a step where rescues run, `reserve` of it is kept
+    for them; on a step where they do not (the warm-up, the last part of training) nothing is kept. `carried`,
+    what the previous step kept for rescues and did not spend, is added on top, so over the run every kept
+    rollout is sampled: the run's total equals GRPO's less at most the last step's unspent reserve.
+    """
+    if not 0 <= carried <= reserve <= total:
+        raise ValueError(f"need 0 <= carried ({carried}) <= reserve ({reserve}) <= total ({total})")
+    return total - (reserve if rescuing else 0) + carried

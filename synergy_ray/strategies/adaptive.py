@@ -12,8 +12,10 @@ Three components, each a pure decision in `core/` and each switchable for its ab
 2. **Budget** (`budget`, `core.allocation`). At an equal number of rollouts per step, questions that are
    reliably solved get `min_group` samples and hard ones up to `max_group`: by default each rollout goes where
    it most raises the chance of a mixed group (`budget_rule: signal`), or shares follow 1 - p (`need`, the
-   first rule). Each group's baseline is taken over all of its samples. Rescues spend at most `rescue_budget` of the step's
-   rollouts; the unhinted groups share the rest.
+   first rule). Each group's baseline is taken over all of its samples. On a step where rescues run they may
+   spend `rescue_budget` of its rollouts and the unhinted groups share the rest; what they leave unspent goes
+   to the next step's unhinted groups, and steps without rescues (warm-up, the end) keep nothing back
+   (`core.allocation.unhinted_budget`), so a run samples as many rollouts as plain GRPO's.
 3. **Curriculum** (`curriculum`, `core.curriculum`). Draws are weighted toward informative questions, those
    near p = 0.5 where GRPO's reward variance is largest, rather than toward the hardest ones (`(1-p)^focus`).
    The same floor applies.
@@ -41,6 +43,8 @@ class Adaptive(Strategy):
         self.rescue_size = section.rescue_size if section.rescue else 0
         self.rescue_budget = section.rescue_budget if section.rescue else 0
         self.hint_column = section.hint_column if section.rescue else None
+        self.kept = 0  # rollouts the drawn step keeps for its rescues
+        self.carried = 0  # what the last step's rescues kept and did not spend: the next draw's to add
 
     @classmethod
     def fitted_to(cls, cfg) -> dict:
@@ -64,11 +68,13 @@ class Adaptive(Strategy):
 
         return informative_weights(pass_rates, curriculum.floor)
 
-    def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
-        from synergy_ray.core.allocation import allocate_for_signal, allocate_group_sizes
+    def group_sizes(self, pass_rates: list[float], group_size: int, step: int, steps: int) -> list[int]:
+        from synergy_ray.core.allocation import allocate_for_signal, allocate_group_sizes, unhinted_budget
 
         s = self.section
-        total = s.unhinted_rollouts(len(pass_rates), group_size)
+        rescuing = bool(self.rescue_budget) and rescue_open(step, steps, s.rescue_after, s.rescue_until)
+        total = unhinted_budget(len(pass_rates) * group_size, self.rescue_budget, rescuing, self.carried)
+        self.kept, self.carried = (self.rescue_budget if rescuing else 0), 0
         if not s.budget:
             return allocate_group_sizes(None, total, 2, total, count=len(pass_rates))
         rule = allocate_for_signal if s.budget_rule == "signal" else allocate_group_sizes
@@ -90,6 +96,10 @@ class Adaptive(Strategy):
     def rescued(self, qid: str, solution: str, answer: str, num_correct: int, num_samples: int) -> bool:
         return self.levels.after_hinted(qid, num_correct, num_samples, len(self._ladder(qid, solution, answer)))
 
+    def rescues_spent(self, rollouts: int) -> None:
+        self.carried = max(0, self.kept - rollouts)
+        self.kept = 0
+
     def observed(self, qid: str, num_correct: int, num_samples: int) -> None:
         self.levels.after_unhinted(qid, num_correct)
 
@@ -97,7 +107,8 @@ class Adaptive(Strategy):
         return grpo_samples(group, advantages, sft_weight=self.section.hint_loss_weight)
 
     def state_dict(self) -> dict:
-        return {"hint_levels": self.levels.state_dict()}
+        return {"hint_levels": self.levels.state_dict(), "carried_rollouts": self.carried}
 
     def load_state_dict(self, state: dict) -> None:
         self.levels.load_state_dict(state.get("hint_levels", {}))
+        self.carried = int(state.get("carried_rollouts", 0))

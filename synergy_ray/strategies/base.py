@@ -73,8 +73,9 @@ class Strategy:
         `bucket_of`: each question's level (or design steps)."""
         return None
 
-    def group_sizes(self, pass_rates: list[float], group_size: int) -> list[int]:
-        """Unhinted rollouts per drawn question (pass rates in draw order); they sum to len x group_size."""
+    def group_sizes(self, pass_rates: list[float], group_size: int, step: int, steps: int) -> list[int]:
+        """Unhinted rollouts per drawn question (pass rates in draw order) for `step` (0-based) of `steps`;
+        plain GRPO: len x group_size."""
         return [group_size] * len(pass_rates)
 
     def hint_fraction(self, qid: str, step: int, pass_rate: float) -> float:
@@ -82,7 +83,8 @@ class Strategy:
 
     # Rescues: for a question whose unhinted group failed entirely, the coordinator samples `rescue_size`
     # more rollouts after `rescue_hint(...)`, within `rescue_budget` rollouts per step, and reports each
-    # subgroup's outcome to `rescued`, which says whether to try again (a longer hint) within the step.
+    # subgroup's outcome to `rescued`, which says whether to try again (a longer hint) within the step, and
+    # the step's total to `rescues_spent`.
     rescue_size: int = 0
     rescue_budget: int = 0
     hint_column: str | None = None  # the training set's column the hints are cut from
@@ -92,6 +94,9 @@ class Strategy:
 
     def rescued(self, qid: str, solution: str, answer: str, num_correct: int, num_samples: int) -> bool:
         return False
+
+    def rescues_spent(self, rollouts: int) -> None:
+        """How many hinted rollouts the step's rescues sampled (called after every step's rescues)."""
 
     def observed(self, qid: str, num_correct: int, num_samples: int) -> None:
         """A question's unhinted group was scored (the only outcomes that count as its difficulty)."""

@@ -107,6 +107,7 @@ def test_adaptive_allocates_by_need_and_rescues_all_fail_groups_in_a_real_step(r
         qids = ray_local.get(handle.__ray_call__.remote(_two_solved_two_unanswerable()))
         stats = ray_local.get(handle.step.remote())
         counts = ray_local.get(handle.__ray_call__.remote(lambda c: {q: c.sampler.table._counts[q] for q in qids}))
+        budget = ray_local.get(handle.__ray_call__.remote(lambda c: (c.strategy.kept, c.strategy.carried)))
     finally:
         ray_local.get(handle.shutdown.remote())
         ray_local.kill(handle)
@@ -116,6 +117,7 @@ def test_adaptive_allocates_by_need_and_rescues_all_fail_groups_in_a_real_step(r
     assert stats.counters.all_failed_groups >= 2
     assert stats.counters.hinted_prompts == 2 and stats.counters.rescue_rollouts == 4 == stats.hinted_rollouts
     assert stats.sampled_tokens >= 12 + 4  # every rollout samples at least its end token
+    assert budget == (0, 0)  # the coordinator reported the spend: all 4 kept were spent, none carried
     # nothing dropped or lost, and the difficulty table saw only the unhinted 4 of each failed question
     assert stats.counters.dropped_too_long == 0 and stats.counters.lost_rollouts == 0
     assert [tuple(counts[q]) for q in qids[:2]] == [(0.0, 4.0), (0.0, 4.0)]

@@ -25,16 +25,54 @@ def test_the_curriculum_component_picks_the_weight_function():
 
 
 def test_group_sizes_keep_the_step_total_with_the_rescue_budget_set_aside():
+    # steps 5.. of 100 are rescue steps with the defaults (rescue_after 5, rescue_until 0.8)
     need = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16, budget_rule="need"))
-    sizes = need.group_sizes([1.0] * 8 + [0.0] * 8, 8)
+    sizes = need.group_sizes([1.0] * 8 + [0.0] * 8, 8, step=10, steps=100)
     assert sum(sizes) == 16 * 8 - 16 and sizes[:8] == [4] * 8 and sizes[8:] == [10] * 8
     signal = Adaptive(AdaptiveStrategy(rescue_budget=16, min_group=4, max_group=16))
-    sizes = signal.group_sizes([0.9] * 8 + [0.1] * 8, 8)
+    sizes = signal.group_sizes([0.9] * 8 + [0.1] * 8, 8, step=10, steps=100)
     assert sum(sizes) == 112 and max(sizes[:8]) < min(sizes[8:])
-    even = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16)).group_sizes([1.0] * 8 + [0.0] * 8, 8)
-    assert even == [7] * 16
+    even = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16))
+    assert even.group_sizes([1.0] * 8 + [0.0] * 8, 8, step=10, steps=100) == [7] * 16
     no_rescue = Adaptive(AdaptiveStrategy(rescue=False, budget=False))
-    assert no_rescue.group_sizes([0.2] * 4, 8) == [8] * 4 and no_rescue.rescue_size == 0
+    assert no_rescue.group_sizes([0.2] * 4, 8, step=10, steps=100) == [8] * 4 and no_rescue.rescue_size == 0
+
+
+def test_steps_without_rescues_keep_nothing_back_and_unspent_rescues_carry_to_the_next_step():
+    s = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16))
+    rates = [0.5] * 16
+    assert sum(s.group_sizes(rates, 8, step=0, steps=100)) == 128  # warm-up: no rescues, the whole budget
+    s.rescues_spent(0)
+    assert sum(s.group_sizes(rates, 8, step=5, steps=100)) == 112  # a rescue step keeps 16
+    s.rescues_spent(4)  # 12 of them unspent
+    assert sum(s.group_sizes(rates, 8, step=6, steps=100)) == 112 + 12
+    s.rescues_spent(16)  # all spent: nothing carried
+    assert sum(s.group_sizes(rates, 8, step=7, steps=100)) == 112
+    s.rescues_spent(8)
+    restored = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16))
+    restored.load_state_dict(s.state_dict())  # the carry survives a resume
+    assert sum(restored.group_sizes(rates, 8, step=80, steps=100)) == 128 + 8  # the last fifth: no rescues
+    restored.rescues_spent(0)
+    assert sum(restored.group_sizes(rates, 8, step=81, steps=100)) == 128
+    # over a run, the rollouts sampled (unhinted + hinted) equal plain GRPO's less the last unspent reserve
+    run, spent_total, unhinted_total = Adaptive(AdaptiveStrategy(budget=False, rescue_budget=16)), 0, 0
+    for step in range(20):
+        unhinted_total += sum(run.group_sizes(rates, 8, step=step, steps=20))
+        spent = [0, 4, 8, 16][step % 4] if 5 <= step < 16 else 0
+        run.rescues_spent(spent)
+        spent_total += spent
+    assert unhinted_total + spent_total == 20 * 128
+
+
+def test_the_unhinted_budget_rule():
+    from synergy_ray.core.allocation import unhinted_budget
+
+    assert unhinted_budget(128, 16, True, 0) == 112
+    assert unhinted_budget(128, 16, False, 0) == 128
+    assert unhinted_budget(128, 16, True, 12) == 124
+    assert unhinted_budget(128, 16, False, 16) == 144
+    with pytest.raises(ValueError, match="carried"):
+        unhinted_budget(128, 16, True, 17)
 
 
 def test_rescue_hints_climb_fade_and_stop():

@@ -326,10 +326,11 @@ class AdaptiveStrategy(Section):
     prior_strength: float = Field(2.0, gt=0)
 
     def unhinted_range(self, prompt_batch: int, group_size: int) -> tuple[int, int]:
-        """The fewest and most unhinted rollouts a step can have (`core.allocation.unhinted_budget`): the whole
-        budget less the rescue reserve on a rescuing step, plus a previous step's unspent reserve."""
+        """The fewest and most unhinted rollouts a step's groups must hold (`core.allocation.unhinted_budget`):
+        the whole budget less the rescue reserve on a rescuing step, the whole budget on a step without. A
+        previous step's unspent reserve comes on top only as far as `max_group` leaves room."""
         total, reserve = prompt_batch * group_size, (self.rescue_budget if self.rescue else 0)
-        return total - reserve, total + reserve
+        return total - reserve, total
 
 
 class TraceHintStrategy(Section):
@@ -530,8 +531,8 @@ class SynergyConfig(Section):
         if s.budget and s.min_group > s.max_group:
             raise ValueError(f"strategy.max_group: {s.max_group} is below strategy.min_group ({s.min_group})")
         if not b * low <= fewest <= most <= b * high:
-            raise ValueError(f"strategy.rescue_budget: rl.prompt_batch x rollout.group_size ({b * g}) less and "
-                             f"plus the rescue budget gives {fewest}-{most} unhinted rollouts, which {b} "
+            raise ValueError(f"strategy.rescue_budget: rl.prompt_batch x rollout.group_size ({b * g}), with and "
+                             f"without the rescue budget, gives {fewest}-{most} unhinted rollouts, which {b} "
                              f"questions cannot share at {low}-{high} each")
 
     def _lengths_fit(self) -> None:

@@ -94,14 +94,18 @@ def allocate_for_signal(pass_rates: Sequence[float], total: int, n_min: int, n_m
     return sizes
 
 
-def unhinted_budget(total: int, reserve: int, rescuing: bool, carried: int) -> int:
+def unhinted_budget(total: int, reserve: int, rescuing: bool, carried: int, cap: int | None = None) -> int:
     """A step's unhinted rollouts, so that a rescuing strategy samples as many rollouts as plain GRPO.
 
     `total` is plain GRPO's prompt_batch x group_size. On a step where rescues run, `reserve` of it is kept
     for them; on a step where they do not (the warm-up, the last part of training) nothing is kept. `carried`,
     what the previous step kept for rescues and did not spend, is added on top, so over the run every kept
-    rollout is sampled: the run's total equals GRPO's less at most the last step's unspent reserve.
+    rollout is sampled: the run's total equals GRPO's less at most the last step's unspent reserve. `cap`, the
+    most the step's groups can hold (prompt_batch x max_group), bounds the carry: what does not fit is dropped.
     """
     if not 0 <= carried <= reserve <= total:
         raise ValueError(f"need 0 <= carried ({carried}) <= reserve ({reserve}) <= total ({total})")
-    return total - (reserve if rescuing else 0) + carried
+    base = total - (reserve if rescuing else 0)
+    if cap is not None and cap < base:
+        raise ValueError(f"cap ({cap}) is below the step's own budget ({base})")
+    return base + carried if cap is None else min(base + carried, cap)

@@ -73,10 +73,12 @@ class Adaptive(Strategy):
 
         s = self.section
         rescuing = bool(self.rescue_budget) and rescue_open(step, steps, s.rescue_after, s.rescue_until)
-        total = unhinted_budget(len(pass_rates) * group_size, self.rescue_budget, rescuing, self.carried)
+        b = len(pass_rates)
+        cap = b * s.max_group if s.budget else None
+        total = unhinted_budget(b * group_size, self.rescue_budget, rescuing, self.carried, cap)
         self.kept, self.carried = (self.rescue_budget if rescuing else 0), 0
         if not s.budget:
-            return allocate_group_sizes(None, total, 2, total, count=len(pass_rates))
+            return allocate_group_sizes(None, total, 2, total, count=b)
         rule = allocate_for_signal if s.budget_rule == "signal" else allocate_group_sizes
         return rule(pass_rates, total, s.min_group, s.max_group)
 

@@ -71,8 +71,12 @@ def test_the_unhinted_budget_rule():
     assert unhinted_budget(128, 16, False, 0) == 128
     assert unhinted_budget(128, 16, True, 12) == 124
     assert unhinted_budget(128, 16, False, 16) == 144
+    assert unhinted_budget(128, 16, False, 16, cap=136) == 136  # the carry the groups cannot hold is dropped
+    assert unhinted_budget(128, 16, True, 16, cap=128) == 128
     with pytest.raises(ValueError, match="carried"):
         unhinted_budget(128, 16, True, 17)
+    with pytest.raises(ValueError, match="cap"):
+        unhinted_budget(128, 16, False, 0, cap=120)
 
 
 def test_rescue_hints_climb_fade_and_stop():

@@ -75,6 +75,15 @@ def test_invalid_values_name_the_field(override, field, words):
     assert line.startswith(field + ":") and words in line
 
 
+def test_adaptive_budget_must_fit_the_group_bounds_with_and_without_the_rescue_reserve():
+    adaptive = ["rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_size=4", "strategy=adaptive", "strategy.rescue_size=2",
+                "strategy.rescue_budget=4", "strategy.min_group=2"]
+    # 12 unhinted on a rescuing step, 16 on one without: both fit 4 questions at 2-4 (a carry beyond 16 is dropped)
+    assert load_config(None, [*adaptive, "strategy.max_group=4"]).strategy.max_group == 4
+    with pytest.raises(ConfigError, match=r"strategy.rescue_budget: .* gives 12-16 unhinted .* at 2-3 each"):
+        load_config(None, [*adaptive, "strategy.max_group=3"])
+
+
 def test_progressive_schedule_past_the_last_step_is_rejected():
     with pytest.raises(ConfigError, match=r"strategy.schedule_steps: .* ends after the run's last step rl.steps"):
         load_config(None, ["rl.steps=10", "strategy=progressive", "strategy.schedule_steps=20"])

@@ -64,6 +64,17 @@ def test_steps_without_rescues_keep_nothing_back_and_unspent_rescues_carry_to_th
     assert unhinted_total + spent_total == 20 * 128
 
 
+def test_a_carry_the_group_bounds_cannot_hold_is_dropped():
+    # 4 questions at most 4 each hold 16: a rescue step keeps 4 of 16, spends none, the next step gets 12 + 4
+    s = Adaptive(AdaptiveStrategy(rescue_budget=4, rescue_size=2, min_group=2, max_group=4))
+    assert sum(s.group_sizes([0.5] * 4, 4, step=5, steps=10)) == 12
+    s.rescues_spent(0)
+    assert s.group_sizes([0.5] * 4, 4, step=6, steps=10) == [4] * 4  # 12 + 4 carried = 16, all fit
+    s.rescues_spent(0)
+    assert s.group_sizes([0.5] * 4, 4, step=8, steps=10) == [4] * 4  # no rescues: 16 + 4 carried, capped at 16
+    assert (s.kept, s.carried) == (0, 0)
+
+
 def test_the_unhinted_budget_rule():
     from synergy_ray.core.allocation import unhinted_budget
 

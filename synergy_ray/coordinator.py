@@ -151,6 +151,7 @@ class Coordinator:
             inflight = (next_prompts, self.pool.dispatch(next_prompts))
         with timed(timings, "train"):
             learner_stats = self._train(groups)
+        timings["train_worker"] = learner_stats.worker_s  # inside "train": rank 0 at work, the rest is the trip
         if inflight is not None:  # what is left of the next step's generation after training ended
             with timed(timings, "generate_wait"):
                 self._ready = (inflight[0], self.pool.collect(inflight[1]))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import torch
@@ -200,6 +201,7 @@ class LearnerWorker:
         is scaled to its share and the summed gradient equals the gradient of the mini-batch loss.
         """
 
+        wall, cpu = time.perf_counter(), time.process_time()
         self.engine.train()
         set_lr(self.engine, warmup_lr(self.cfg.learner.lr, self.updates, self.cfg.learner.warmup_steps))
         stats = TrainTotals()
@@ -213,8 +215,9 @@ class LearnerWorker:
         self.engine.step()
         self.updates += 1
         norm = self.engine.get_global_grad_norm()  # before clipping; the same on every rank
-        if norm is not None and self.rank == 0:  # the group sums stats over ranks: report it once
-            stats.grad_norm = float(norm)
+        if self.rank == 0:  # the group sums stats over ranks: report these once
+            stats.grad_norm = 0.0 if norm is None else float(norm)
+            stats.worker_s, stats.worker_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
         return stats
 
     def _loss(self, samples: list[TrainSample], fillers: int, total_tokens: int, total_sequences: int):

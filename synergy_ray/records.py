@@ -158,6 +158,10 @@ class TrainTotals:
     kl_sum: float = 0.0  # KL(policy || ref) summed over policy tokens
     clipped_sum: float = 0.0  # policy tokens whose ratio was clipped
     grad_norm: float = 0.0  # before clipping; reported by rank 0 only, so the sum is the norm
+    # Rank 0's wall and process CPU seconds inside the step (reported once, like grad_norm): against the
+    # coordinator's `train` time they tell the trip to the learner from its work, and CPU / wall contention.
+    worker_s: float = 0.0
+    worker_cpu_s: float = 0.0
 
     def __add__(self, other: TrainTotals) -> TrainTotals:
         return TrainTotals(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
@@ -174,6 +178,8 @@ class LearnerSummary:
     sft_tokens: float = 0.0
     policy_tokens: float = 0.0
     grad_norm: float = 0.0  # mean over mini-batches
+    worker_s: float = 0.0  # rank 0's seconds inside its train steps, summed over mini-batches
+    worker_cpu_s: float = 0.0  # rank 0's process CPU seconds in them
 
     @classmethod
     def of(cls, steps: list[TrainTotals]) -> LearnerSummary:
@@ -181,7 +187,7 @@ class LearnerSummary:
         n, n_pol = max(1, len(steps)), max(1.0, total.policy_tokens)
         return cls(loss=total.loss / n, kl=total.kl_sum / n_pol, clip_frac=total.clipped_sum / n_pol,
                    updates=float(len(steps)), sft_tokens=total.sft_tokens, policy_tokens=total.policy_tokens,
-                   grad_norm=total.grad_norm / n)
+                   grad_norm=total.grad_norm / n, worker_s=total.worker_s, worker_cpu_s=total.worker_cpu_s)
 
 
 @dataclass

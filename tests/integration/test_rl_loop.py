@@ -57,6 +57,9 @@ def test_two_steps_end_to_end_with_two_mini_batches(coordinator, ray_local):
         assert set(h["timings"]) >= {"generate", "score", "train", "sync", "health_check", "overhead"}
         assert 0 <= h["timings"]["overhead"] < h["timings"]["step"]  # the parts never exceed the whole
         assert h["timings"]["sync_engine_load"] <= h["timings"]["sync"]
+        # rank 0's time inside its two train steps is part of the coordinator's train time
+        assert 0 < h["timings"]["train_worker"] == h["learner"]["worker_s"] <= h["timings"]["train"]
+        assert h["learner"]["worker_cpu_s"] > 0
         # Right after a sync vLLM and the learner agree on the log-probs of the same tokens.
         assert h["sync_logprob_gap"] is not None and h["sync_logprob_gap"] < 2e-3, h["sync_logprob_gap"]
     lines = (work / "metrics.jsonl").read_text().splitlines()

@@ -76,8 +76,8 @@ def test_invalid_values_name_the_field(override, field, words):
 
 
 def test_adaptive_budget_must_fit_the_group_bounds_with_and_without_the_rescue_reserve():
-    adaptive = ["rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_size=4", "strategy=adaptive", "strategy.rescue_size=2",
-                "strategy.rescue_budget=4", "strategy.min_group=2"]
+    adaptive = ["rl.prompt_batch=4", "rl.mini_batch=4", "rollout.group_size=4", "strategy=adaptive",
+                "strategy.rescue_size=2", "strategy.rescue_budget=4", "strategy.min_group=2"]
     # 12 unhinted on a rescuing step, 16 on one without: both fit 4 questions at 2-4 (a carry beyond 16 is dropped)
     assert load_config(None, [*adaptive, "strategy.max_group=4"]).strategy.max_group == 4
     with pytest.raises(ConfigError, match=r"strategy.rescue_budget: .* gives 12-16 unhinted .* at 2-3 each"):

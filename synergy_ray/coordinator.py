@@ -94,7 +94,8 @@ class Coordinator:
         self._start_roles()
 
     def _start_roles(self) -> None:
-        """The placement group from the plan (`core.placement`), the learner ranks, the verifiers, the pool."""
+        """The placement group from the plan (`core.placement`), the learner ranks, the verifiers, the pool.
+        The learner ranks set up while the generators' engines start, unless they share GPUs with them."""
         import ray
 
         from synergy_ray.learner import LearnerGroup  # defers torch
@@ -106,8 +107,11 @@ class Coordinator:
         self.learner = LearnerGroup(c, self.model_path, self.train_path, placement=[
             self.placement.options("learner", r) for r in range(c.learner.num_workers)])
         self.verifiers = VerifierPool.create(c.reward)
+        if c.cluster.layout == "colocated":  # vLLM sizes its cache from the GPU memory the learner left free
+            self.learner.ready()
         self.pool = RolloutPool(c, self.placement, self.learner, self.model_path, self.train_path, self.counters,
-                                weight_version=lambda: self.version)
+                                weight_version=lambda: self.version)  # the engines start meanwhile, all at once
+        self.learner.ready()
 
     # ------------------------------------------------------------ the run
 

@@ -301,6 +301,7 @@ class LearnerWorker:
         return len(self.buckets)
 
     def sync_bytes(self) -> int:
+        self.ready()
         return sum(math.prod(shape) for _, shape in self._sync_items) * DTYPES[self.cfg.model.dtype].itemsize
 
     def save(self, path: str) -> None:
@@ -340,7 +341,10 @@ class LearnerGroup:
 
     def __init__(self, cfg: SynergyConfig, model_path: str, data_path: str, num_cpus: float = 1,
                  num_gpus: float = 0, placement: list[dict] | None = None):
-        """`placement`: per-rank actor options (resources and placement-group bundle) from the run's plan."""
+        """`placement`: per-rank actor options (resources and placement-group bundle) from the run's plan.
+
+        Returns once the ranks have started their set-up (model, DeepSpeed engine), without waiting for it, so
+        the caller can start the generators meanwhile; `ready` waits, and every call below waits first."""
         import ray
 
         self._ray = ray
@@ -354,9 +358,17 @@ class LearnerGroup:
         addr, port = ray.get(self.workers[0].rendezvous.remote())  # rank 0's node, wherever it was placed
         if world == 1:
             addr = "127.0.0.1"
-        ray.get([w.setup.remote(addr, port) for w in self.workers])
-        self._num_buckets = ray.get(self.workers[0].num_buckets.remote())
-        self._rank0_node = ray.get(self.workers[0].node_id.remote())
+        self._setting_up: list | None = [w.setup.remote(addr, port) for w in self.workers]
+        self._num_buckets, self._rank0_node = 0, None
+
+    def ready(self) -> "LearnerGroup":
+        """Wait until every rank has set up (raises a rank's set-up error); at once after the first time."""
+        if self._setting_up is not None:
+            self._ray.get(self._setting_up)
+            self._setting_up = None
+            self._num_buckets = self._ray.get(self.workers[0].num_buckets.remote())
+            self._rank0_node = self._ray.get(self.workers[0].node_id.remote())
+        return self
 
     def _deal(self, samples: list[TrainSample]) -> list[tuple[list[int], list[TrainSample], int, list[int]]]:
         """Per rank: the indices of its samples, the samples in the order they run (shortest first, fillers
@@ -373,6 +385,7 @@ class LearnerGroup:
                 for p, share, fill, (order, sizes) in zip(parts, shares, fillers, plans)]
 
     def _call_all(self, method: str, *args) -> list:
+        self.ready()
         return self._ray.get([getattr(w, method).remote(*args) for w in self.workers])
 
     def logprobs(self, samples: list[TrainSample]) -> list[list[float]]:
@@ -380,6 +393,7 @@ class LearnerGroup:
 
         if not samples:
             return []
+        self.ready()
         dealt = self._deal(samples)
         refs = [w.logprobs.remote(part, fill, sizes) for w, (_, part, fill, sizes) in zip(self.workers, dealt)]
         out: list[list[float] | None] = [None] * len(samples)
@@ -390,6 +404,7 @@ class LearnerGroup:
 
     def train_step(self, samples: list[TrainSample], total_tokens: int) -> TrainTotals:
         """One optimiser step on a mini-batch dealt over the ranks; stats summed over ranks."""
+        self.ready()
         refs = [w.train_step.remote(part, total_tokens, len(samples), fill, sizes)
                 for w, (_, part, fill, sizes) in zip(self.workers, self._deal(samples))]
         return sum(self._ray.get(refs), TrainTotals())
@@ -408,6 +423,7 @@ class LearnerGroup:
 
         ray, timeout = self._ray, self._call_timeout_s
         failed: dict = {}
+        self.ready()
 
         def each(calls: dict) -> dict:  # one call per live member; those that fail drop out of the push
             results, lost = answers(calls, timeout)
@@ -443,10 +459,11 @@ class LearnerGroup:
         self._call_all("export_hf", path)
 
     def sync_bytes(self) -> int:
+        self.ready()
         return self._ray.get(self.workers[0].sync_bytes.remote())
 
     def num_buckets(self) -> int:
-        return self._num_buckets
+        return self.ready()._num_buckets
 
     def peak_rss(self) -> list[dict[str, float]]:
         return self._call_all("peak_rss")

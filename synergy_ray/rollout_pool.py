@@ -47,9 +47,8 @@ class RolloutPool:
         self._processes: dict[Any, Any] = {}  # member -> MemberProcesses: what to end if it is killed hung
         self._started = 0
         self.target = cfg.rollout.num_generators
-        for _ in range(cfg.rollout.num_generators):
-            if not self._add():
-                raise RuntimeError("the placement group holds no bundle for a planned generator")
+        if self._add(cfg.rollout.num_generators) < cfg.rollout.num_generators:  # all start at once
+            raise RuntimeError("the placement group holds no bundle for a planned generator")
 
     # ------------------------------------------------------------ sampling
 
@@ -139,12 +138,28 @@ class RolloutPool:
                   f"({r.min_generators}): not enough free resources; continuing")
         return len(self.members)
 
-    def _add(self) -> bool:
-        """Start one member where there is room: a free generator bundle of the run's group, else a one-bundle
-        group of its own. False when neither can be had now, or the new member failed while it received the
-        weights; raises when the engine itself fails to start."""
+    def _add(self, count: int = 1) -> int:
+        """Start up to `count` members at once where there is room (a free generator bundle of the run's group,
+        else a one-bundle group of its own), then bring each in: its engine up, the current weights received.
+        Returns how many joined (fewer when room ran out or a new member failed while it received the
+        weights); raises when an engine itself fails to start, after letting the other new ones go."""
+        started = []
+        while len(started) < count and (member := self._start_member()) is not None:
+            started.append(member)
+        joined = 0
+        for i, (handle, own) in enumerate(started):
+            try:
+                joined += self._join(handle, own)
+            except BaseException:
+                for rest, rest_own in started[i + 1:]:
+                    self._drop(rest, rest_own)
+                raise
+        return joined
+
+    def _start_member(self) -> tuple[Any, Any] | None:
+        """A new member's actor, starting its engine (not waited for), and its own placement group if it has
+        one; None when no room can be had now."""
         import ray
-        from ray.util.placement_group import remove_placement_group
 
         c = self.cfg
         free = self._free_bundles()
@@ -154,12 +169,20 @@ class RolloutPool:
         else:
             own = self.placement.reserve_extra_generator(EXTRA_MEMBER_RESERVE_TIMEOUT_S)
             if own is None:
-                return False
+                return None
             bundle, options = None, self.placement.bundle_options(0, c.cluster.gpus_per_generator,
                                                                   c.cluster.cpus_per_generator, group=own)
         handle = ray.remote(Generator).options(**options).remote(
             self.model_path, self.train_path, c.model, c.data, c.rollout, c.run.seed, name=f"generator-{self._started}")
         self._started += 1
+        self._homes[handle] = (bundle, own)  # its bundle is taken from now on
+        return handle, own
+
+    def _join(self, handle, own) -> bool:
+        """Wait for a started member's engine and give it the current weights; False (and the member let go)
+        when it failed while receiving them."""
+        import ray
+
         joined = False
         try:
             ray.get(handle.ready.remote(), timeout=GENERATOR_START_TIMEOUT_S)
@@ -171,14 +194,20 @@ class RolloutPool:
             joined = not failed
         finally:
             if not joined:  # never leave a half-started engine holding resources
-                ray.kill(handle)
-                if own is not None:
-                    remove_placement_group(own)
-        if not joined:
-            return False
-        self.members.append(handle)
-        self._homes[handle] = (bundle, own)
-        return True
+                self._drop(handle, own)
+        if joined:
+            self.members.append(handle)
+        return joined
+
+    def _drop(self, handle, own) -> None:
+        import ray
+        from ray.util.placement_group import remove_placement_group
+
+        self._homes.pop(handle, None)
+        self._processes.pop(handle, None)
+        ray.kill(handle)
+        if own is not None:
+            remove_placement_group(own)
 
     def _free_bundles(self) -> list[tuple[int, float, float]]:
         taken = {bundle for bundle, _ in self._homes.values()}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from synergy_ray.cluster.placement import RolePlacement
 from synergy_ray.config import SynergyConfig
+from synergy_ray.console import log
 from synergy_ray.core.schedules import prefix_tokens
 from synergy_ray.processes.profiling import mark_rss, peak_rss_mib, timed
 from synergy_ray.records import (GroupOutcome, LearnerSummary, PromptRef, Rollout, RunCounters, ScoreRequest,
@@ -103,6 +104,7 @@ class Coordinator:
 
         c = self.cfg
         self._ray = ray
+        start = time.perf_counter()
         self.placement = RolePlacement.create(c, timeout_s=GENERATOR_START_TIMEOUT_S)
         self.learner = LearnerGroup(c, self.model_path, self.train_path, placement=[
             self.placement.options("learner", r) for r in range(c.learner.num_workers)])
@@ -112,6 +114,8 @@ class Coordinator:
         self.pool = RolloutPool(c, self.placement, self.learner, self.model_path, self.train_path, self.counters,
                                 weight_version=lambda: self.version)  # the engines start meanwhile, all at once
         self.learner.ready()
+        log().info(f"[rl] roles up in {time.perf_counter() - start:.0f} s: {len(self.pool.members)} generator(s), "
+                   f"{c.learner.num_workers} learner rank(s), {c.reward.num_workers} verifier(s)")
 
     # ------------------------------------------------------------ the run
 

@@ -301,7 +301,6 @@ class LearnerWorker:
         return len(self.buckets)
 
     def sync_bytes(self) -> int:
-        self.ready()
         return sum(math.prod(shape) for _, shape in self._sync_items) * DTYPES[self.cfg.model.dtype].itemsize
 
     def save(self, path: str) -> None:

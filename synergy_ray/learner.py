@@ -271,7 +271,7 @@ class LearnerWorker:
           small dict naming the file, for generators on this node (their engines read the file directly);
         - `as_tensors`: the tensors themselves, for generators on other nodes (Ray moves them).
         """
-        from synergy_ray.weight_sync import send_weights  # defers vllm
+        from synergy_ray.weight_files import send_weights
 
         names = set(self.buckets[index])
         model = self.engine.module
@@ -287,7 +287,7 @@ class LearnerWorker:
         return (send_weights(tensors) if as_file else None), (tensors if as_tensors else None)
 
     def release_bucket(self, update_info: dict | None) -> None:
-        from synergy_ray.weight_sync import release_update  # defers vllm
+        from synergy_ray.weight_files import release_update
 
         if update_info:
             release_update(update_info)

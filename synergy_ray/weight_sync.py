@@ -5,9 +5,10 @@ What this implements
 * `ShmWeightTransferEngine`, a worker-side engine for vLLM's RL weight-transfer API
   (`vllm.config.WeightTransferConfig`, `WeightTransferEngineFactory`), registered under the backend name
   ``"shm"``. vLLM's built-in backends (``nccl``, ``ipc``, ...) need CUDA; this one works on CPU (and GPU).
-* The sender side: `send_weights(named_tensors) -> update_info` writes the tensors (HF checkpoint names,
-  any subset of the model's parameters) into one safetensors file under ``/dev/shm`` and returns a tiny
-  dict ``{"path": ...}``. Only that dict crosses vLLM's RPC; the tensors stay whole.
+* The sender side (`weight_files`, which does not import vLLM, so learner ranks never load it):
+  `send_weights(named_tensors) -> update_info` writes the tensors (HF checkpoint names, any subset of the
+  model's parameters) into one safetensors file under ``/dev/shm`` and returns a tiny dict ``{"path": ...}``.
+  Only that dict crosses vLLM's RPC; the tensors stay whole.
 * The engine side: `apply_weight_update(llm, update_info)` drives the public session API on an in-process
   `vllm.LLM` (``collective_rpc("start_weight_update" | "update_weights" | "finish_weight_update")``, the same
   calls `AsyncLLM.update_weights` etc. make) and then invalidates what the old weights produced (prefix KV
@@ -66,19 +67,16 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from synergy_ray.weight_files import release_update, send_weights
+
 BACKEND = "shm"
-ENV_DIR = "SYNERGY_RAY_WEIGHT_SYNC_DIR"
 # vLLM stacks these HF projections into one layer (qkv_proj, gate_up_proj): such a layer is rebuilt only
 # when every piece has arrived, so a partial update must carry all of them (the worker fills them in).
 FUSED_FAMILIES: tuple[tuple[str, ...], ...] = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -107,66 +105,6 @@ def engine_weight_transfer_kwargs() -> dict[str, Any]:
         "weight_transfer_config": {"backend": BACKEND},
         "worker_extension_cls": f"{WeightSyncWorkerExtension.__module__}.{WeightSyncWorkerExtension.__qualname__}",
     }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Sender side (the learner, or the engine's own process)
-# ---------------------------------------------------------------------------------------------------------
-def _default_dir(nbytes: int) -> Path:
-    env = os.environ.get(ENV_DIR)
-    if env:
-        return Path(env)
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        try:
-            if shutil.disk_usage(shm).free > 1.2 * nbytes + (64 << 20):
-                return shm
-        except OSError:
-            pass
-    return Path(tempfile.gettempdir())  # e.g. a container with a 64 MiB /dev/shm
-
-
-def send_weights(named_tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
-                 directory: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write `named_tensors` (HF checkpoint names -> tensors) to a shared-memory file.
-
-    Returns the update info to hand to `apply_weight_update` (a small, msgpack/JSON-safe dict). The file must
-    be reachable from the engine's workers (same node); the caller deletes it afterwards (`release_update`).
-    """
-    from safetensors.torch import save_file
-
-    items = list(named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors)
-    if not items:
-        raise ValueError("send_weights: no tensors to send")
-    tensors: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for name, tensor in items:
-        if name in tensors:
-            raise ValueError(f"send_weights: duplicate name {name!r}")
-        t = tensor.detach()
-        t = t.to("cpu") if t.device.type != "cpu" else t
-        t = t.contiguous()
-        ptr = t.untyped_storage().data_ptr()
-        if ptr in seen and t.numel():  # safetensors refuses tensors that share memory (e.g. tied weights)
-            t = t.clone()
-        seen.add(ptr)
-        tensors[name] = t
-    nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
-    folder = Path(directory) if directory is not None else _default_dir(nbytes)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"synergy_ray_weights_{os.getpid()}_{uuid.uuid4().hex}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)  # readers never see a half-written file
-    return {"path": str(path), "num_tensors": len(tensors), "num_bytes": nbytes}
-
-
-def release_update(update_info: Mapping[str, Any]) -> None:
-    """Delete the file behind `update_info` (after every engine that needed it has applied it)."""
-    try:
-        os.unlink(update_info["path"])
-    except FileNotFoundError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------------

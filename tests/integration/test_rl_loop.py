@@ -74,6 +74,10 @@ def test_peak_memory_is_reported_per_role(coordinator, ray_local):
     # A generator's engine lives in processes it spawned (engine core, worker): they must be counted.
     assert mem["generator-0"]["children"] > mem["verifier-0"]["children"] > 0
     assert all(m["total"] >= m["self"] > 0 for m in mem.values())
+    # The ranks have synced (the test above) without loading vLLM: ~270 MiB and ~4 s a rank (weight_files).
+    loaded = ray_local.get(handle.__ray_call__.remote(lambda c: [
+        c._ray.get(w.__ray_call__.remote(lambda _: "vllm" in __import__("sys").modules)) for w in c.learner.workers]))
+    assert loaded == [False, False]
 
 
 def test_skipping_the_sync_shows_a_large_gap(coordinator, ray_local):

@@ -144,21 +144,21 @@ class RolloutPool:
         Returns how many joined (fewer when room ran out or a new member failed while it received the
         weights); raises when an engine itself fails to start, after letting the other new ones go."""
         started = []
-        while len(started) < count and (member := self._start_member()) is not None:
-            started.append(member)
+        while len(started) < count and (handle := self._start_member()) is not None:
+            started.append(handle)
         joined = 0
-        for i, (handle, own) in enumerate(started):
+        for i, handle in enumerate(started):
             try:
-                joined += self._join(handle, own)
+                joined += self._join(handle)
             except BaseException:
-                for rest, rest_own in started[i + 1:]:
-                    self._drop(rest, rest_own)
+                for rest in started[i + 1:]:
+                    self.release(rest, graceful=False)
                 raise
         return joined
 
-    def _start_member(self) -> tuple[Any, Any] | None:
-        """A new member's actor, starting its engine (not waited for), and its own placement group if it has
-        one; None when no room can be had now."""
+    def _start_member(self) -> Any | None:
+        """A new member's actor, starting its engine (not waited for), in a free bundle of the run's group or
+        in a placement group of its own (kept in `_homes`); None when no room can be had now."""
         import ray
 
         c = self.cfg
@@ -176,9 +176,9 @@ class RolloutPool:
             self.model_path, self.train_path, c.model, c.data, c.rollout, c.run.seed, name=f"generator-{self._started}")
         self._started += 1
         self._homes[handle] = (bundle, own)  # its bundle is taken from now on
-        return handle, own
+        return handle
 
-    def _join(self, handle, own) -> bool:
+    def _join(self, handle) -> bool:
         """Wait for a started member's engine and give it the current weights; False (and the member let go)
         when it failed while receiving them."""
         import ray
@@ -193,21 +193,11 @@ class RolloutPool:
                 log().warning(f"[rl] a new generator failed while it received the weights ({failed[handle]})")
             joined = not failed
         finally:
-            if not joined:  # never leave a half-started engine holding resources
-                self._drop(handle, own)
+            if not joined:  # never leave a half-started engine holding resources, or its processes
+                self.release(handle, graceful=False)
         if joined:
             self.members.append(handle)
         return joined
-
-    def _drop(self, handle, own) -> None:
-        import ray
-        from ray.util.placement_group import remove_placement_group
-
-        self._homes.pop(handle, None)
-        self._processes.pop(handle, None)
-        ray.kill(handle)
-        if own is not None:
-            remove_placement_group(own)
 
     def _free_bundles(self) -> list[tuple[int, float, float]]:
         taken = {bundle for bundle, _ in self._homes.values()}

@@ -93,7 +93,8 @@ class Generator:
         self.rows = datasets.load_from_disk(data_path)
         self.can_sleep = rollout.sleep_during_training and _sleep_mode_available(name)
         self.llm = build_llm(model_path, rollout, dtype=model.dtype, seed=seed,
-                             trust_remote_code=model.trust_remote_code, **engine_weight_transfer_kwargs(),
+                             trust_remote_code=model.trust_remote_code, inline=rollout.inline_engine,
+                             **engine_weight_transfer_kwargs(),
                              **({"enable_sleep_mode": True} if self.can_sleep else {}))
 
         self._engine_shm = mapped_shm()  # what a killed engine would leave in /dev/shm (see close)

@@ -32,9 +32,16 @@ def engine_kwargs(model_path: str, rollout: RolloutConfig, dtype: str = "float32
 
 
 def build_llm(model_path: str, rollout: RolloutConfig, dtype: str = "float32", seed: int = 0,
-              trust_remote_code: bool = False, **extra: Any):
-    """A `vllm.LLM` for `model_path`. Call under an `if __name__ == "__main__":` guard or inside an actor."""
+              trust_remote_code: bool = False, inline: bool = False, **extra: Any):
+    """A `vllm.LLM` for `model_path`. Call under an `if __name__ == "__main__":` guard or inside an actor.
+
+    `inline`: the engine core and its one worker run in this process (`rollout.inline_engine`, read by the
+    generators): vLLM reads the switch from the environment, so it stays set for this process, which is why
+    only a process that holds one engine for its life (a generator actor) asks for it."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout.cpu_kvcache_space_gib))
+    if inline:
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        extra.setdefault("distributed_executor_backend", "uni")
     from vllm import LLM
 
     return LLM(**engine_kwargs(model_path, rollout, dtype, seed, trust_remote_code), **extra)

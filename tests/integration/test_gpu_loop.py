@@ -36,7 +36,8 @@ def test_two_rank_zero3_bf16_loop_syncs_on_gpu(ray_local, smoke_run, smoke_base,
         "rl.steps=3", "rl.prompt_batch=4", "rl.mini_batch=2", "rollout.group_size=4", "learner.num_workers=2",
         "learner.zero_stage=3", "learner.gradient_checkpointing=true", "learner.lr=1e-4", "rl.kl_coef=0.01",
         "cluster.layout=disaggregated", "cluster.gpus_per_learner=1", "cluster.gpus_per_generator=0.5",
-        "cluster.cpus_per_learner=0.25", "cluster.cpus_per_generator=0.5", "rollout.gpu_memory_utilization=0.2"])
+        "cluster.cpus_per_learner=0.25", "cluster.cpus_per_generator=0.5", "rollout.gpu_memory_utilization=0.2",
+        "rollout.inline_engine=false"])
     handle = ray_local.remote(Coordinator).options(num_cpus=0).remote(
         cfg, str(smoke_base), str(prepared.train_path), str(tmp_path), build(cfg))
     try:

@@ -19,6 +19,7 @@ SMOKE_RL = [
     "learner.sync_bucket_mib=0.5",  # ~1.9 MiB of trainable weights: several buckets per sync
     "rl.keep_checkpoints=2",
     "rollout.health_timeout_s=10",  # the hung-engine test waits this long for the probe
+    "rollout.inline_engine=false",  # engines in their own processes, so the fault tests can kill one
 ]
 
 

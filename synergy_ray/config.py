@@ -137,10 +137,10 @@ class RolloutConfig(Section):
     max_model_len: int | None = Field(None, gt=0)
     enforce_eager: bool = True
     # The generators' vLLM engine runs inside the generator actor's process (vLLM's in-process engine core and
-    # single-worker executor) instead of in two processes vLLM spawns, each importing vLLM afresh: an engine
-    # starts in ~12 s instead of ~49 s on a 2-core CPU. A dead engine is then a dead actor, which the pool
-    # replaces as it does any. false keeps vLLM's own processes (a killed engine process leaves the actor
-    # to report it); the GPU configs keep them.
+    # single-worker executor) instead of in two processes vLLM spawns, each importing vLLM afresh: a generator
+    # is up in 22.8 s instead of 55.8 s on a 2-core AMD host (benchmarks/RESULTS.md section 10). A dead engine is
+    # then a dead actor, which the pool replaces as it does any. false keeps vLLM's own processes (a killed
+    # engine process leaves the actor to report it); the GPU configs keep them.
     inline_engine: bool = True
     # Colocated layout: engines release GPU memory (vLLM sleep level 1) while the learner trains and get the
     # new weights after waking. Needs a GPU; on CPU it is skipped with a log line.

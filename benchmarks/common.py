@@ -7,6 +7,7 @@ every raw measurement, so a reader can recompute any median or ratio.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -15,9 +16,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from synergy_ray.evaluation.tables import cell, markdown_table
 
@@ -98,3 +100,40 @@ def write_result(name: str, settings: dict[str, Any], results: dict[str, Any], o
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def short_rev(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str) -> Iterator[Path]:
+    """A `git worktree` of `rev` in a temporary directory, removed afterwards (the baseline arm runs there)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+
+
+def run_arm(script: str, tree: Path, *argv: str, timeout_s: float = 900) -> dict:
+    """Run `script` (Python source) in a fresh process in `tree`, with that tree first on PYTHONPATH (Ray's
+    workers inherit it), and return the JSON it prints on its last `RESULT ` line. The script reports the
+    `synergy_ray` it imported as "tree"; an arm that imported another checkout's package is an error."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=tree, env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"arm in {tree} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    if not result["tree"].startswith(str(tree)):
+        raise RuntimeError(f"arm meant for {tree} imported {result['tree']}")
+    return result

@@ -13,17 +13,10 @@ return, with every role up (engines started, learner ranks set up). The baseline
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-from benchmarks.common import format_table, interleaved, median, ratio, write_result
+from benchmarks.common import (ROOT, baseline_tree, format_table, interleaved, median, ratio, run_arm, short_rev,
+                               write_result)
 from benchmarks.workload import quiet_env
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Runs in each arm's process, with that arm's tree first on PYTHONPATH (Ray's workers inherit it).
 ARM = r"""
@@ -64,42 +57,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _run_arm(tree: Path, work: Path, args) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run([sys.executable, "-c", ARM, str(work), str(args.generators), str(args.ranks)],
-                          cwd=tree, env=env, capture_output=True, text=True, timeout=900)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"arm in {tree} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    if not result["tree"].startswith(str(tree)):
-        raise RuntimeError(f"arm meant for {tree} imported {result['tree']}")
-    return result
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     quiet_env(args.threads)
     work = (ROOT / args.work_dir).resolve()
-    rev = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline_tree = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(baseline_tree), rev], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            trees = {"baseline": baseline_tree, "this_tree": ROOT}
-            runs: dict[str, list[float]] = {"baseline": [], "this_tree": []}
-            for repeat, arm in interleaved(["baseline", "this_tree"], args.repeats):
-                r = _run_arm(trees[arm], work, args)
-                print(f"== {arm} (repeat {repeat + 1}/{args.repeats}): roles up in {r['seconds']:.1f} s, "
-                      f"{r['pool']} generator(s)", flush=True)
-                runs[arm].append(r["seconds"])
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(baseline_tree)], cwd=ROOT,
-                           capture_output=True)
+    rev, head = short_rev(args.baseline), short_rev("HEAD")
+    with baseline_tree(rev) as base:
+        trees = {"baseline": base, "this_tree": ROOT}
+        runs: dict[str, list[float]] = {"baseline": [], "this_tree": []}
+        for repeat, arm in interleaved(["baseline", "this_tree"], args.repeats):
+            r = run_arm(ARM, trees[arm], str(work), str(args.generators), str(args.ranks))
+            print(f"== {arm} (repeat {repeat + 1}/{args.repeats}): roles up in {r['seconds']:.1f} s, "
+                  f"{r['pool']} generator(s)", flush=True)
+            runs[arm].append(r["seconds"])
     med = {arm: median(v) for arm, v in runs.items()}
     results = {"seconds": runs, "median_s": med, "ratio_this_tree_to_baseline": ratio(med["this_tree"],
                                                                                       med["baseline"])}

@@ -195,7 +195,8 @@ class LearnerConfig(OptimizerFields):
     num_workers: int = Field(1, ge=1)
     micro_batch_size: int = Field(8, gt=0)
     # Weights go learner -> generators in buckets of at most this many MiB (a tensor larger than a bucket
-    # travels alone): no process holds more than one bucket beyond its own model copy during a sync.
+    # travels alone): no process holds more than one bucket beyond its own model copy during a sync; two
+    # buckets exist at a time (rank 0 prepares the next while the engines load this one).
     sync_bucket_mib: float = Field(256.0, gt=0)
     # After every k-th sync (from the first), vLLM and the learner score the same few rollouts and the step
     # records their mean log-prob gap; 0 = never. The check costs a learner forward and a vLLM prefill.

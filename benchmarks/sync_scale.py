@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
 
 from benchmarks.common import (ROOT, baseline_tree, format_table, interleaved, median, ratio, run_arm, short_rev,
                                write_result)
@@ -47,8 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def overrides(args) -> list[str]:
     """The run's config on top of `configs/demo_cpu.yaml` (the same for both arms)."""
-    from pathlib import Path
-
     work = (ROOT / args.work_dir).resolve()
     return [
         f"run.output_dir={work}", "run.name=sync_scale", f"model.path={work / 'sync_scale' / 'model_init'}",
@@ -93,7 +90,7 @@ def summarize(run: dict) -> dict:
     return {
         "step_seconds": [t["step"] for t in timings], "sync_seconds_in_step": [t["sync"] for t in timings],
         "engine_load_seconds_in_sync": [t.get("sync_engine_load") for t in timings],
-        "sync_share_median": statistics.median(t["sync"] / t["step"] for t in timings),
+        "sync_share_median": median([t["sync"] / t["step"] for t in timings]),
         "gaps": run["gaps"], "profiles": run["profiles"],
         "profiled_sync_seconds": [p["seconds"] for p in run["profiles"]],
     }
